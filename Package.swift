@@ -1,0 +1,70 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "ferry",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "LiveUpdate", targets: ["LiveUpdate"]),
+        .library(name: "LiveUpdateEmulator", targets: ["LiveUpdateEmulator"]),
+        .executable(name: "ferryctl", targets: ["ferryctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Layer 0: uAPI structs, wrappers for variadic calls and macros, GNU-only calls.
+        .target(name: "CFerry"),
+        // Layer 1: syscalls with typed errors, owned fds, memfds, unix sockets, epoll.
+        .target(
+            name: "FerrySystem",
+            dependencies: ["CFerry", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Layer 2: /dev/liveupdate as a Swift API over two backends (kernel, emulator client).
+        .target(
+            name: "LiveUpdate",
+            dependencies: ["CFerry", "FerrySystem", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // The emulated kernel and the socket server that plays /dev/liveupdate.
+        .target(
+            name: "LiveUpdateEmulator",
+            dependencies: [
+                "CFerry", "FerrySystem", "LiveUpdate",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The conformance table: kernel-luo.md's rules as cases, run against either backend.
+        .target(
+            name: "LiveUpdateConformance",
+            dependencies: ["FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "ferryctl",
+            dependencies: [
+                "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "FerrySystemTests",
+            dependencies: ["FerrySystem", "CFerry", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "LiveUpdateTests",
+            dependencies: ["LiveUpdate", "CFerry", "FerrySystem", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "LiveUpdateEmulatorTests",
+            dependencies: [
+                "LiveUpdateEmulator", "LiveUpdate", "LiveUpdateConformance", "FerrySystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

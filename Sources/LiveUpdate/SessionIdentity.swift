@@ -1,0 +1,93 @@
+import CFerry
+import FerrySystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What tells a LUO session fd apart from any other, for both backends, without touching the fd's
+/// state: no ioctl, no read, no write.
+///
+/// - Kernel: `fstatfs` gives ANON_INODE_FS_MAGIC and the /proc link is `anon_inode:[luo_session] NAME`.
+/// - Emulator: the fd is a socket whose peer is bound to `\0ferry-luo:<server>:s<serial>:NAME`.
+public struct SessionIdentity: Hashable, Sendable {
+    public enum Backend: String, Sendable { case kernel, emulator }
+
+    public var backend: Backend
+    /// The name, or nil when the kernel cannot render the link text (names of 39+ bytes; use GET_NAME).
+    public var name: String?
+
+    /// The kernel's link-text prefix of a session fd.
+    public static let kernelLinkPrefix = "anon_inode:[luo_session] "
+
+    /// The session identity of `fd`, or nil if it is not a LUO session (or not open).
+    public static func of(_ fd: FileDescriptor) -> SessionIdentity? {
+        (try? read(fd)) ?? nil
+    }
+
+    /// Like `of`, but reports why a check could not be made (e.g. ENAMETOOLONG is folded into a nil name).
+    public static func read(_ fd: FileDescriptor) throws(SystemCallError) -> SessionIdentity? {
+        let status = try FileIdentity.stat(fd)
+        if status.st_mode & S_IFMT == S_IFSOCK { return emulatorIdentity(fd) }
+        guard try FileIdentity.fileSystemMagic(fd) == ferry_ANON_INODE_FS_MAGIC else { return nil }
+        do throws(SystemCallError) {
+            let link = try FileIdentity.linkText(fd)
+            guard link.hasPrefix(kernelLinkPrefix) else { return nil }
+            return SessionIdentity(backend: .kernel, name: String(link.dropFirst(kernelLinkPrefix.count)))
+        } catch where error.errno == .fileNameTooLong {
+            // Only anon_inode names this long fail; "[luo_session] " is 14 bytes of them, so a
+            // session is the likely owner. GET_NAME settles it on 7.2+.
+            return SessionIdentity(backend: .kernel, name: nil)
+        }
+    }
+
+    static func emulatorIdentity(_ fd: FileDescriptor) -> SessionIdentity? {
+        guard let address = try? UnixSocket.peerAddress(fd),
+            let parsed = EmulatorAddress.parse(address), parsed.kind == .session
+        else { return nil }
+        return SessionIdentity(backend: .emulator, name: String(decoding: parsed.name, as: UTF8.self))
+    }
+}
+
+/// The abstract address the emulator binds its end of a handed-out descriptor to:
+/// `\0ferry-luo:<server>:d<serial>` for the device, `\0ferry-luo:<server>:s<serial>:<name>` for a session.
+public struct EmulatorAddress: Equatable, Sendable {
+    public enum Kind: Sendable { case device, session }
+    public var server: String
+    public var kind: Kind
+    public var serial: UInt64
+    public var name: [UInt8]
+
+    public init(server: String, kind: Kind, serial: UInt64, name: [UInt8] = []) {
+        self.server = server
+        self.kind = kind
+        self.serial = serial
+        self.name = name
+    }
+
+    public var bytes: [UInt8] {
+        var out = EmulatorWire.addressPrefix + Array(server.utf8)
+        out += Array((kind == .device ? ":d\(serial)" : ":s\(serial):").utf8)
+        if kind == .session { out += name }
+        return out
+    }
+
+    public static func parse(_ bytes: [UInt8]) -> EmulatorAddress? {
+        let prefix = EmulatorWire.addressPrefix
+        guard bytes.count > prefix.count, Array(bytes.prefix(prefix.count)) == prefix else { return nil }
+        let rest = Array(bytes.dropFirst(prefix.count))
+        guard let colon = rest.firstIndex(of: UInt8(ascii: ":")), colon + 1 < rest.count else { return nil }
+        let server = String(decoding: rest[..<colon], as: UTF8.self)
+        let marker = rest[colon + 1]
+        let tail = rest[(colon + 2)...]
+        if marker == UInt8(ascii: "d") {
+            guard let serial = UInt64(String(decoding: tail, as: UTF8.self)) else { return nil }
+            return EmulatorAddress(server: server, kind: .device, serial: serial)
+        }
+        guard marker == UInt8(ascii: "s"), let end = tail.firstIndex(of: UInt8(ascii: ":")),
+            let serial = UInt64(String(decoding: tail[..<end], as: UTF8.self))
+        else { return nil }
+        return EmulatorAddress(server: server, kind: .session, serial: serial, name: Array(tail[(end + 1)...]))
+    }
+}
