@@ -39,7 +39,7 @@ let package = Package(
         // The conformance table: kernel-luo.md's rules as cases, run against either backend.
         .target(
             name: "LiveUpdateConformance",
-            dependencies: ["FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CFerry", "FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "ferryctl",

@@ -66,3 +66,7 @@ long ferry_reboot(unsigned int command) {
 int ferry_accept_cloexec(int listener) {
     return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
 }
+
+int ferry_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

@@ -65,6 +65,15 @@ public final class EventLoop {
         }
     }
 
+    /// The descriptors ready right now, without running their handlers. Readiness is level-triggered,
+    /// so whatever this returns is reported again by the next `runOnce`.
+    public func readyNow() -> [(fd: CInt, events: Events)] {
+        var ready = [epoll_event](repeating: epoll_event(), count: 256)
+        let count = epoll_wait(epoll.rawValue, &ready, CInt(ready.count), 0)
+        guard count > 0 else { return [] }
+        return ready.prefix(Int(count)).map { ($0.data.fd, Events(rawValue: $0.events)) }
+    }
+
     /// Runs until `stop()` is called.
     public func run() throws(SystemCallError) {
         stopRequested = false

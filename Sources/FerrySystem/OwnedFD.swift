@@ -49,6 +49,11 @@ public struct OwnedFD: ~Copyable, Sendable {
         })
     }
 
+    /// A new close-on-exec descriptor for the open file `fd` refers to (which the caller keeps).
+    public static func duplicating(_ fd: CInt, atLeast minimum: CInt = 3) throws(SystemCallError) -> OwnedFD {
+        OwnedFD(adopting: try systemCall("fcntl(F_DUPFD_CLOEXEC)") { ferry_fcntl_int(fd, ferry_F_DUPFD_CLOEXEC, minimum) })
+    }
+
     /// A non-owning swift-system view; valid only while this owner lives.
     public var borrowed: FileDescriptor { FileDescriptor(rawValue: rawValue) }
 }

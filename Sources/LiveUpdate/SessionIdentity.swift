@@ -21,6 +21,9 @@ public struct SessionIdentity: Hashable, Sendable {
     /// The kernel's link-text prefix of a session fd.
     public static let kernelLinkPrefix = "anon_inode:[luo_session] "
 
+    /// dynamic_dname() renders anon_inode names into 64 bytes: longer link texts fail with ENAMETOOLONG.
+    public static let maximumLinkTextLength = 63
+
     /// The session identity of `fd`, or nil if it is not a LUO session (or not open).
     public static func of(_ fd: FileDescriptor) -> SessionIdentity? {
         (try? read(fd)) ?? nil
@@ -46,6 +49,10 @@ public struct SessionIdentity: Hashable, Sendable {
         guard let address = try? UnixSocket.peerAddress(fd),
             let parsed = EmulatorAddress.parse(address), parsed.kind == .session
         else { return nil }
+        // Mirror the kernel: its /proc link text of a session cannot exceed 63 bytes.
+        if kernelLinkPrefix.utf8.count + parsed.name.count > maximumLinkTextLength {
+            return SessionIdentity(backend: .emulator, name: nil)
+        }
         return SessionIdentity(backend: .emulator, name: String(decoding: parsed.name, as: UTF8.self))
     }
 }

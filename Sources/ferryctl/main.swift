@@ -1,1 +1,12 @@
-print("ferryctl")
+import ArgumentParser
+
+/// ferryctl: the operator's command line for Ferry.
+struct Ferryctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferryctl",
+        abstract: "Operate Ferry: live updates that keep services' file descriptors across kexec.",
+        subcommands: [ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self]
+    )
+}
+
+Ferryctl.main()

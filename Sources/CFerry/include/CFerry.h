@@ -118,6 +118,8 @@ extern const unsigned long ferry_HUGETLBFS_MAGIC;
 int ferry_memfd_create(const char *name, unsigned int flags);
 int ferry_close_range(unsigned int first, unsigned int last, int flags);
 int ferry_pidfd_open(pid_t pid);
+/// pipe2(fds, O_CLOEXEC).
+int ferry_pipe_cloexec(int fds[2]);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC).
 int ferry_accept_cloexec(int listener);
 /// kexec_file_load(2): loads a kernel for a later reboot(LINUX_REBOOT_CMD_KEXEC).
