@@ -21,7 +21,8 @@ public struct SessionIdentity: Hashable, Sendable {
     /// The kernel's link-text prefix of a session fd.
     public static let kernelLinkPrefix = "anon_inode:[luo_session] "
 
-    /// dynamic_dname() renders anon_inode names into 64 bytes: longer link texts fail with ENAMETOOLONG.
+    /// Before 7.2, dynamic_dname() rendered anon_inode names into 64 bytes: longer link texts fail
+    /// with ENAMETOOLONG (per the spec; a real 7.2.13 kernel showed names of every length).
     public static let maximumLinkTextLength = 63
 
     /// The session identity of `fd`, or nil if it is not a LUO session (or not open).
@@ -49,8 +50,10 @@ public struct SessionIdentity: Hashable, Sendable {
         guard let address = try? UnixSocket.peerAddress(fd),
             let parsed = EmulatorAddress.parse(address), parsed.kind == .session
         else { return nil }
-        // Mirror the kernel: its /proc link text of a session cannot exceed 63 bytes.
-        if kernelLinkPrefix.utf8.count + parsed.name.count > maximumLinkTextLength {
+        // Mirror kernels before 7.2, whose /proc link text of a session cannot exceed 63 bytes.
+        if parsed.server.hasSuffix(EmulatorAddress.shortLinkTextMarker),
+            kernelLinkPrefix.utf8.count + parsed.name.count > maximumLinkTextLength
+        {
             return SessionIdentity(backend: .emulator, name: nil)
         }
         return SessionIdentity(backend: .emulator, name: String(decoding: parsed.name, as: UTF8.self))
@@ -65,6 +68,9 @@ public struct EmulatorAddress: Equatable, Sendable {
     public var kind: Kind
     public var serial: UInt64
     public var name: [UInt8]
+
+    /// Ends the server field of emulators whose level has the short link-text limit.
+    public static let shortLinkTextMarker = "@short-link"
 
     public init(server: String, kind: Kind, serial: UInt64, name: [UInt8] = []) {
         self.server = server

@@ -80,11 +80,16 @@ public func observing(_ body: () throws -> Void) -> String {
     do {
         try body()
         return "ok"
-    } catch let error as LiveUpdateError {
-        return error.errno.map { $0.symbolicName } ?? "\(error.kind)"
-    } catch let error as SystemCallError {
-        return error.errno.symbolicName
     } catch {
-        return "\(error)"
+        return observation(of: error)
     }
+}
+
+func observation(of error: any Error) -> String {
+    if let failure = error as? LiveUpdateError {
+        if let code = failure.errno { return code.symbolicName }
+        return "\(failure.kind)"
+    }
+    if let failure = error as? SystemCallError { return failure.errno.symbolicName }
+    return "\(error)"
 }

@@ -179,9 +179,15 @@ enum SessionCases {
             _ = session
             return observing { _ = try context.retrieve(name) }
         },
-        ConformanceCase("retrieve-empty-name", "§2.4", "retrieving an empty name: EINVAL from 7.2, ENOENT before",
-                        expect: Expect.since(.v7_2, "EINVAL", before: "ENOENT")) { context in
+        ConformanceCase("retrieve-empty-name", "§2.4", "retrieving an empty name gives ENOENT",
+                        expect: Expect.always("ENOENT")) { context in
             observe(context.deviceIoctl(LiveUpdateRequest.retrieveSession.rawValue, RequestBuffer(for: .retrieveSession)).0)
+        },
+        ConformanceCase("retrieve-unterminated-name", "§2.4", "retrieving 64 bytes without NUL gives ENOENT (7.2.13 does not validate here)",
+                        expect: Expect.always("ENOENT")) { context in
+            var buffer = RequestBuffer(for: .retrieveSession)
+            buffer.name = [UInt8](repeating: UInt8(ascii: "r"), count: 64)
+            return observe(context.deviceIoctl(LiveUpdateRequest.retrieveSession.rawValue, buffer).0)
         },
     ]
 
@@ -207,8 +213,21 @@ enum SessionCases {
                 .filter { SessionIdentity.of(FileDescriptor(rawValue: $0)) != nil }
             return found.isEmpty ? "none" : "found \(found.count)"
         },
-        ConformanceCase("identity-long-name", "§4", "names of 39+ bytes do not fit the link text; GET_NAME tells from 7.2",
-                        expect: Expect.since(.v7_2, "session,unreadable,name-matches", before: "session,unreadable,ENAMETOOLONG")) { context in
+        ConformanceCase("identity-name-lengths", "§4", "which name lengths the /proc link text can show",
+                        expect: Expect.since(.v7_2, "38:name,39:name,40:name,50:name,62:name,63:name",
+                                             before: "38:name,39:unreadable,40:unreadable,50:unreadable,62:unreadable,63:unreadable")) { context in
+            var seen: [String] = []
+            for length in [38, 39, 40, 50, 62, 63] {
+                let stem = context.name("len\(length)-")
+                let name = stem + String(repeating: "k", count: length - stem.utf8.count)
+                let session = try context.createSession(name)
+                let identity = SessionIdentity.of(session.descriptor.borrowed)
+                seen.append("\(length):" + (identity == nil ? "none" : identity!.name == name ? "name" : identity!.name == nil ? "unreadable" : "other"))
+            }
+            return seen.joined(separator: ",")
+        },
+        ConformanceCase("identity-long-name", "§4", "a 45-byte name: the link text shows it on 7.2.13 (not before 7.2, per the spec)",
+                        expect: Expect.since(.v7_2, "session,readable,name-matches", before: "session,unreadable,ENAMETOOLONG")) { context in
             let stem = context.name("long-")
             let name = stem + String(repeating: "l", count: 45 - stem.utf8.count)
             let session = try context.createSession(name)

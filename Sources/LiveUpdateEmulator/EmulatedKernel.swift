@@ -77,7 +77,10 @@ public final class EmulatedKernel {
 
     private func retrieveSession(_ buffer: inout RequestBuffer, flags: EmulatorWire.Flags) -> Outcome {
         if flags.contains(.callerTableFull) { return .failure(.tooManyOpenFiles) }
-        guard let name = validName(buffer.rawNameField) else { return .failure(.invalidArgument) }
+        // No name validation here (a real 7.2.13 kernel answers ENOENT for empty and unterminated
+        // names): the field is compared as is, and 64 bytes without NUL match no session.
+        let field = buffer.rawNameField
+        let name = Array(field[..<(field.firstIndex(of: 0) ?? field.count)])
         guard let session = incoming.values.first(where: { $0.name == name }) else {
             return .failure(.noSuchFileOrDirectory)
         }

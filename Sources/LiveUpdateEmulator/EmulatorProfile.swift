@@ -15,8 +15,12 @@ public struct EmulatorProfile: Sendable, Hashable {
     public var refusesDoublePreserve: Bool { level >= .v7_1 }
     /// memfd-v2: seals carried and re-applied (7.1); before, a restored memfd is left with F_SEAL_SEAL.
     public var preservesSeals: Bool { level >= .v7_1 }
-    /// FINISH rejects a non-zero `reserved` (7.3).
-    public var finishChecksReserved: Bool { level >= .v7_3 }
+    /// FINISH rejects a non-zero `reserved`: the spec dates it to 7.3, but a real 7.2.13 kernel
+    /// already did (a stable backport), so the 7.2 profile follows the kernel.
+    public var finishChecksReserved: Bool { level >= .v7_2 }
+    /// Before 7.2 the /proc link text of a session could not exceed 63 bytes (names of 39+ bytes
+    /// unreadable, per the spec); a real 7.2.13 kernel showed every length.
+    public var shortSessionLinkText: Bool { level < .v7_2 }
     /// The fixed 16-page serialisation area held about 819 sessions before 7.2; 7.2 links blocks
     /// of 51 sessions, up to 10000 blocks.
     public var maximumSessions: Int { level >= .v7_2 ? 51 * 10_000 : 819 }

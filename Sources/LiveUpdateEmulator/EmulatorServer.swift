@@ -64,7 +64,9 @@ public final class EmulatorServer {
         self.listener = try UnixSocket.listen(path: socketPath, kind: .sequentialPacket)
         self.wakeFD = OwnedFD(adopting: try systemCall("eventfd") { eventfd(0, CInt(EFD_CLOEXEC)) })
         self.stopHandle = StopHandle(eventFD: wakeFD.rawValue)
+        // The suffix tells session detection which link-text rule this emulator's level follows.
         self.serverID = "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+            + (profile.shortSessionLinkText ? EmulatorAddress.shortLinkTextMarker : "")
         try loop.watch(listener.rawValue, for: .readable) { [unowned self] _ in acceptControl() }
         try loop.watch(wakeFD.rawValue, for: .readable) { [unowned self] _ in loop.stop() }
     }

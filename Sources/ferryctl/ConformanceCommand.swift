@@ -102,6 +102,7 @@ struct ConformanceCommand: ParsableCommand {
             print("loading \(kexecKernel) for kexec with: \(commandLine)")
             try Kexec.load(kernel: kexecKernel, initrd: kexecInitrd, commandLine: commandLine)
             print("rebooting into the next kernel (sessions held open)")
+            fflush(nil)
             try Kexec.reboot()
         }
         if results.contains(where: { $0.verdict == .fail }) { throw ExitCode(1) }

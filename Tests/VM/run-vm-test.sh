@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The VM test: the conformance table against a real LUO kernel under qemu (TCG), across a real
+# kexec made by ferryctl, compared case by case with the emulator's profile of the same level.
+#
+# usage: Tests/VM/run-vm-test.sh        (from anywhere; needs the packages .ci/run installs)
+# FERRY_VM_CACHE: kernel cache folder (default /var/cache/ferry-vm). FERRY_VM_TIMEOUT: seconds (600).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+start=$(date +%s)
+
+echo "vm-test: building ferryctl (release, static Swift runtime)"
+swift build -c release --static-swift-stdlib --product ferryctl 2>&1 | tail -n 1
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)/ferryctl"
+
+echo "vm-test: kernel"
+kernel=$("$here/build-kernel.sh" 7.2 sid | tail -n 1)
+built=$(date +%s)
+
+work=$(mktemp -d /tmp/ferry-vm.XXXXXX)
+"$here/build-initramfs.sh" "$bin" "$kernel" "$work"
+
+echo "vm-test: the emulator's answers (profile 7.2)"
+"$bin" conformance --emulated 7.2 > "$work/emulator.log" 2>&1 || true
+
+echo "vm-test: booting qemu (TCG); serial log in $work/serial.log"
+booted=$(date +%s)
+timeout "${FERRY_VM_TIMEOUT:-600}" qemu-system-x86_64 -m 1G -smp 2 -accel tcg -cpu max -display none \
+  -monitor none -no-reboot -serial "file:$work/serial.log" \
+  -kernel "$kernel" -initrd "$work/outer.cpio" \
+  -append "console=ttyS0 panic=-1 kho=on liveupdate=on" || echo "vm-test: qemu ended with status $?"
+finished=$(date +%s)
+
+grep -a -E '^(FERRY-VM|== |probe:|conformance:|loading|rebooting)' "$work/serial.log" | tr -d '\r' || true
+grep -a -E 'KHO: found|luo: Retrieved' "$work/serial.log" | tr -d '\r' || true
+echo "vm-test: build $((built - start)) s, qemu $((finished - booted)) s, total $((finished - start)) s"
+if ! grep -a -q 'FERRY-VM stage 2' "$work/serial.log"; then
+  echo "vm-test: stage 2 never ran (no kexec?); last lines of the serial log:"
+  tail -n 40 "$work/serial.log" | tr -d '\r'
+fi
+python3 "$here/compare-results.py" "$work/serial.log" "$work/emulator.log"
