@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(
             name: "LiveUpdateEmulatorTests",
             dependencies: [
-                "LiveUpdateEmulator", "LiveUpdate", "LiveUpdateConformance", "FerrySystem",
+                "LiveUpdateEmulator", "LiveUpdate", "LiveUpdateConformance", "FerrySystem", "CFerry", "ferryctl",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

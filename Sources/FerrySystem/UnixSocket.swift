@@ -173,11 +173,14 @@ public enum UnixSocket {
     ///   - maximumDescriptors: room for this many descriptors; more are dropped by the kernel and
     ///     reported as `controlTruncated`.
     ///   - nonBlocking: MSG_DONTWAIT.
+    ///   - credentials: leave room for SCM_CREDENTIALS (needs SO_PASSCRED on the socket).
     public static func receive(
-        _ fd: FileDescriptor, maximumBytes: Int, maximumDescriptors: Int, nonBlocking: Bool = false
+        _ fd: FileDescriptor, maximumBytes: Int, maximumDescriptors: Int, nonBlocking: Bool = false,
+        credentials wantsCredentials: Bool = false
     ) throws(SystemCallError) -> ReceivedMessage {
-        let controlLength = ferry_cmsg_space(maximumDescriptors * MemoryLayout<CInt>.size)
-            + ferry_cmsg_space(MemoryLayout<ferry_ucred>.size)
+        let controlLength = max(
+            ferry_cmsg_space(maximumDescriptors * MemoryLayout<CInt>.size)
+                + (wantsCredentials ? ferry_cmsg_space(MemoryLayout<ferry_ucred>.size) : 0), 1)
         let control = UnsafeMutableRawBufferPointer.allocate(
             byteCount: controlLength, alignment: MemoryLayout<cmsghdr>.alignment)
         defer { control.deallocate() }

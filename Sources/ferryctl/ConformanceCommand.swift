@@ -40,6 +40,9 @@ struct ConformanceCommand: ParsableCommand {
     @Option(help: "Run only these case ids (comma-separated).")
     var only: String?
 
+    @Flag(help: "With --emulated: fail if this process holds more descriptors after the run than before.")
+    var checkLeaks = false
+
     @Flag(help: "List the cases and exit.")
     var list = false
 
@@ -64,6 +67,7 @@ struct ConformanceCommand: ParsableCommand {
         let names = (emulated ?? "all") == "all" ? BehaviourLevel.allCases.map(\.rawValue) : [emulated!]
         var failed = 0
         var all: [ConformanceRunner.Result] = []
+        let descriptorsBefore = openDescriptorCount()
         for name in names {
             guard let level = BehaviourLevel(rawValue: name) else { throw ValidationError("unknown profile '\(name)'") }
             let path = "/tmp/ferry-conformance-\(getpid())-\(name).sock"
@@ -82,6 +86,11 @@ struct ConformanceCommand: ParsableCommand {
             print("profile \(name): " + ConformanceRunner.summary(results))
             failed += results.filter { $0.verdict == .fail }.count
             all += results
+        }
+        if checkLeaks {
+            let descriptorsAfter = openDescriptorCount()
+            print("descriptors: \(descriptorsBefore) before, \(descriptorsAfter) after")
+            if descriptorsAfter != descriptorsBefore { failed += 1 }
         }
         print(ConformanceRunner.summary(all))
         if failed > 0 { throw ExitCode(1) }
@@ -130,4 +139,13 @@ struct ConformanceCommand: ParsableCommand {
     }
 
     nonisolated(unsafe) static var heldForKexec: [ConformanceContext] = []
+}
+
+/// The number of descriptors open in this process.
+func openDescriptorCount() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while readdir(directory) != nil { count += 1 }
+    return count - 3  // ".", "..", and the directory's own descriptor
 }
