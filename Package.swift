@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "LiveUpdate", targets: ["LiveUpdate"]),
         .library(name: "LiveUpdateEmulator", targets: ["LiveUpdateEmulator"]),
         .executable(name: "ferryctl", targets: ["ferryctl"]),
+        .executable(name: "ferryd", targets: ["ferryd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,15 +37,46 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Per-unit fd stores with systemd's rules, and their serialized forms.
+        .target(
+            name: "FDStore",
+            dependencies: ["CFerry", "FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Units, processes, the notify socket: the service supervisor.
+        .target(
+            name: "Supervisor",
+            dependencies: [
+                "CFerry", "FerrySystem", "FDStore", "LiveUpdate",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The Varlink control interface: codec, server, client, and ferryd's methods.
+        .target(
+            name: "FerryControl",
+            dependencies: [
+                "CFerry", "FerrySystem", "FDStore", "Supervisor",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The conformance table: kernel-luo.md's rules as cases, run against either backend.
         .target(
             name: "LiveUpdateConformance",
             dependencies: ["CFerry", "FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
+            name: "ferryd",
+            dependencies: [
+                "CFerry", "FerrySystem", "FDStore", "Supervisor", "FerryControl",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
             name: "ferryctl",
             dependencies: [
-                "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance",
+                "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance", "FerryControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <linux/fs.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 _Static_assert(sizeof(struct ferry_luo_session_request) == 72, "CREATE/RETRIEVE_SESSION struct is 72 bytes");
 _Static_assert(offsetof(struct ferry_luo_session_request, name) == 8, "session name at offset 8");
@@ -69,4 +70,8 @@ int ferry_accept_cloexec(int listener) {
 
 int ferry_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int ferry_prctl_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

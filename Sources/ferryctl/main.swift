@@ -5,7 +5,11 @@ struct Ferryctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferryctl",
         abstract: "Operate Ferry: live updates that keep services' file descriptors across kexec.",
-        subcommands: [ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self]
+        subcommands: [
+            StatusCommand.self, ListUnitsCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
+            FDStoreCommand.self, CleanCommand.self, DaemonReloadCommand.self, DaemonReexecCommand.self,
+            ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self,
+        ]
     )
 }
 

@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <linux/types.h>
 #include <linux/magic.h>
@@ -118,6 +119,8 @@ extern const unsigned long ferry_HUGETLBFS_MAGIC;
 int ferry_memfd_create(const char *name, unsigned int flags);
 int ferry_close_range(unsigned int first, unsigned int last, int flags);
 int ferry_pidfd_open(pid_t pid);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1).
+int ferry_prctl_set_child_subreaper(void);
 /// pipe2(fds, O_CLOEXEC).
 int ferry_pipe_cloexec(int fds[2]);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC).
@@ -126,5 +129,7 @@ int ferry_accept_cloexec(int listener);
 long ferry_kexec_file_load(int kernel_fd, int initrd_fd, const char *command_line, unsigned long flags);
 /// reboot(2) with the magic numbers, so that a command can be given exactly.
 long ferry_reboot(unsigned int command);
+
+#include "ferry_spawn.h"
 
 #endif

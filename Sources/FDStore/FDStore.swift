@@ -1,0 +1,144 @@
+import FerrySystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One unit's file descriptor store, with systemd's rules (reference-systemd.md §3): a limit,
+/// names, refusal of the same open file twice, optional removal on POLLHUP/POLLERR, newest first.
+///
+/// The store owns every descriptor in it; removing an entry closes it unless the caller takes it.
+public final class FDStore {
+    /// One stored descriptor.
+    public final class Entry {
+        public let id: UInt64
+        public let name: String
+        /// Watch for POLLHUP/POLLERR and drop the entry when they come (FDPOLL=0 turns it off).
+        public let poll: Bool
+        public let key: FileKey
+        /// The raw number, owned by this entry.
+        public let fd: CInt
+
+        init(id: UInt64, name: String, poll: Bool, key: FileKey, fd: consuming OwnedFD) {
+            self.id = id
+            self.name = name
+            self.poll = poll
+            self.key = key
+            self.fd = fd.release()
+        }
+
+        deinit { Glibc.close(fd) }
+
+        public var descriptor: FileDescriptor { FileDescriptor(rawValue: fd) }
+    }
+
+    public enum AddResult: Equatable, Sendable {
+        case added(id: UInt64)
+        /// The same open file description is already stored: dropped silently, as systemd does.
+        case duplicate
+        /// The store is at its limit (EXFULL); the descriptor was closed.
+        case full
+    }
+
+    /// FileDescriptorStoreMax=.
+    public var limit: Int
+    /// Newest first, the order LISTEN_FDS hands them out.
+    public private(set) var entries: [Entry] = []
+    private var byFile: [FileKey: [Entry]] = [:]
+    private static let ids = IDSource()
+
+    public init(limit: Int) { self.limit = limit }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// Adds `fd` (always consumed: stored, or closed when full or a duplicate).
+    ///
+    /// - Throws: when the descriptor cannot even be examined (fstat fails).
+    public func add(_ fd: consuming OwnedFD, name: String, poll: Bool = true) throws(SystemCallError) -> AddResult {
+        let key = try FileIdentity.inode(fd.borrowed)
+        if entries.count >= limit { return .full }
+        for other in byFile[key] ?? [] where (try? FileIdentity.sameOpenFile(fd.borrowed, other.descriptor)) ?? false {
+            return .duplicate
+        }
+        let entry = Entry(id: Self.ids.next(), name: name, poll: poll, key: key, fd: fd)
+        entries.insert(entry, at: 0)
+        byFile[key, default: []].append(entry)
+        return .added(id: entry.id)
+    }
+
+    /// Removes every entry called `name` (names are not unique); returns them (closed when dropped).
+    @discardableResult
+    public func remove(named name: String) -> [Entry] {
+        let removed = entries.filter { $0.name == name }
+        for entry in removed { forget(entry) }
+        return removed
+    }
+
+    /// Removes the entry `id` (e.g. after POLLHUP).
+    @discardableResult
+    public func remove(id: UInt64) -> Entry? {
+        guard let entry = entries.first(where: { $0.id == id }) else { return nil }
+        forget(entry)
+        return entry
+    }
+
+    /// Empties the store; returns what it held.
+    @discardableResult
+    public func removeAll() -> [Entry] {
+        let all = entries
+        entries = []
+        byFile = [:]
+        return all
+    }
+
+    /// Drops the newest entries beyond `limit` (systemd's truncation when a real limit arrives).
+    @discardableResult
+    public func truncate(to newLimit: Int) -> [Entry] {
+        limit = newLimit
+        guard entries.count > newLimit else { return [] }
+        let excess = Array(entries.prefix(entries.count - newLimit))
+        for entry in excess { forget(entry) }
+        return excess
+    }
+
+    public func entry(id: UInt64) -> Entry? { entries.first { $0.id == id } }
+
+    private func forget(_ entry: Entry) {
+        entries.removeAll { $0 === entry }
+        byFile[entry.key]?.removeAll { $0 === entry }
+        if byFile[entry.key]?.isEmpty == true { byFile[entry.key] = nil }
+    }
+}
+
+/// Unique entry ids across every store of the process.
+final class IDSource: @unchecked Sendable {
+    private var value: UInt64 = 0
+    func next() -> UInt64 {
+        value += 1
+        return value
+    }
+}
+
+/// The fd names the notify protocol accepts (sd_notify FDNAME=).
+public enum FDName {
+    public static let defaultName = "stored"
+    public static let maximumLength = 255
+
+    /// Printable ASCII without ':' and at most 255 bytes; empty is allowed.
+    public static func isValid(_ name: String) -> Bool {
+        name.utf8.count <= maximumLength && name.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E && $0 != UInt8(ascii: ":") }
+    }
+}
+
+/// FileDescriptorStorePreserve=.
+public enum PreserveMode: String, Sendable, Codable, CaseIterable {
+    case no
+    case restart
+    case yes
+    case onSuccess = "on-success"
+
+    /// Only these stores outlive the unit's process and ride a live update.
+    public var outlivesProcess: Bool { self == .yes || self == .onSuccess }
+}

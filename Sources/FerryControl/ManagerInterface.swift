@@ -1,0 +1,244 @@
+import FDStore
+import FerrySystem
+import Logging
+import Supervisor
+
+/// ferryd's Varlink interface `io.ferry.Manager`, bound to the Manager.
+///
+/// Reads are open to every caller; calls that change anything need uid 0 (SO_PEERCRED).
+public final class ManagerInterface {
+    public static let interfaceName = "io.ferry.Manager"
+    public static let description = """
+        interface io.ferry.Manager
+
+        type Unit (name: string, description: string, load: string, active: string, sub: string, result: string,
+                   mainPID: ?int, status: ?string, errno: ?int, restarts: int, fdStoreCount: int,
+                   fdStoreMax: int, preserve: string, path: ?string)
+        type StoredFD (name: string, type: string, inode: int, path: string, size: ?int, sessionName: ?string)
+
+        method GetManager() -> (version: string, units: int, kexecCount: int, notifyMessages: int, storedFDs: int)
+        method ListUnits() -> (units: []Unit)
+        method GetUnit(name: string) -> (unit: Unit)
+        method StartUnit(name: string) -> (unit: Unit)
+        method StopUnit(name: string) -> (unit: Unit)
+        method RestartUnit(name: string) -> (unit: Unit)
+        method ListFDStore(name: string) -> (unit: string, entries: []StoredFD)
+        method CleanUnit(name: string) -> (unit: Unit)
+        method Reload() -> ()
+        method Reexecute() -> ()
+
+        error NoSuchUnit (name: string)
+        error InvalidUnitName (name: string)
+        error UnitBusy (name: string, state: string)
+        error StartFailed (name: string, reason: string)
+        error PermissionDenied (method: string)
+        """
+
+    public struct UnitSummary: Codable, Sendable {
+        public var name: String
+        public var description: String
+        public var load: String
+        public var active: String
+        public var sub: String
+        public var result: String
+        public var mainPID: Int32?
+        public var status: String?
+        public var errno: Int32?
+        public var restarts: Int
+        public var fdStoreCount: Int
+        public var fdStoreMax: Int
+        public var preserve: String
+        public var path: String?
+
+        init(_ service: Service) {
+            name = service.name.full
+            description = service.config.description
+            load = service.loadState
+            active = service.state.active.rawValue
+            sub = service.state.sub.rawValue
+            result = service.result
+            mainPID = service.mainPID
+            status = service.statusText
+            errno = service.statusErrno
+            restarts = service.restarts
+            fdStoreCount = service.store.count
+            fdStoreMax = service.store.limit
+            preserve = service.config.fdStorePreserve.rawValue
+            path = service.path
+        }
+    }
+
+    let manager: Manager
+    let logger: Logger
+    /// Start/stop callers waiting for the unit to settle.
+    private var waiting: [(unit: UnitName, responder: VarlinkServer.Responder)] = []
+    /// Set by Reload/Reexecute; ferryd acts on them after answering.
+    public var onReload: () -> Void = {}
+    public var onReexecute: () -> Void = {}
+
+    public init(manager: Manager, logger: Logger) {
+        self.manager = manager
+        self.logger = logger
+        manager.stateObservers.append { [unowned self] service in settle(service) }
+    }
+
+    /// The handler to give a VarlinkServer.
+    public func handle(_ call: Varlink.Call, peer: VarlinkServer.Peer, responder: VarlinkServer.Responder) {
+        let (interface, method) = split(call.method)
+        if interface == "org.varlink.service" {
+            responder.reply(service(method, call))
+            return
+        }
+        guard interface == Self.interfaceName else {
+            responder.reply(.failure("org.varlink.service.InterfaceNotFound", ["interface": .string(interface)]))
+            return
+        }
+        let changes = ["StartUnit", "StopUnit", "RestartUnit", "CleanUnit", "Reload", "Reexecute"]
+        if changes.contains(method) && !peer.isRoot {
+            logger.notice("refused \(call.method) from uid \(peer.uid) pid \(peer.pid): needs root")
+            responder.reply(.failure("\(Self.interfaceName).PermissionDenied", ["method": .string(call.method)]))
+            return
+        }
+        switch method {
+        case "GetManager":
+            responder.reply(Varlink.Reply(parameters: [
+                "version": .string(FerryVersion.current), "units": .number(Double(manager.services.count)),
+                "kexecCount": .number(Double(manager.kexecCount)),
+                "notifyMessages": .number(Double(manager.notifyMessages)),
+                "storedFDs": .number(Double(manager.services.values.reduce(0) { $0 + $1.store.count })),
+            ]))
+        case "ListUnits":
+            manager.loadAll()
+            let units = manager.services.values.sorted { $0.name < $1.name }.map { JSONValue.from(UnitSummary($0)) }
+            responder.reply(Varlink.Reply(parameters: ["units": .array(units)]))
+        case "GetUnit": withUnit(call, responder) { service in responder.reply(unitReply(service)) }
+        case "StartUnit": withUnit(call, responder) { service in start(service, responder) }
+        case "StopUnit": withUnit(call, responder) { service in
+            manager.stop(service)
+            wait(service, responder)
+        }
+        case "RestartUnit": withUnit(call, responder) { service in
+            do throws(ManagerError) {
+                try manager.restart(service)
+                wait(service, responder)
+            } catch {
+                responder.reply(failure(error))
+            }
+        }
+        case "ListFDStore": withUnit(call, responder) { service in
+            let entries = manager.describeStore(of: service).map { JSONValue.from($0) }
+            responder.reply(Varlink.Reply(parameters: ["unit": .string(service.name.full), "entries": .array(entries)]))
+        }
+        case "CleanUnit": withUnit(call, responder) { service in
+            do throws(ManagerError) {
+                try manager.clean(service)
+                responder.reply(unitReply(service))
+            } catch {
+                responder.reply(failure(error))
+            }
+        }
+        case "Reload":
+            onReload()
+            responder.reply(Varlink.Reply())
+        case "Reexecute":
+            responder.reply(Varlink.Reply())
+            onReexecute()
+        default:
+            responder.reply(.failure("org.varlink.service.MethodNotFound", ["method": .string(call.method)]))
+        }
+    }
+
+    private func start(_ service: Service, _ responder: VarlinkServer.Responder) {
+        do throws(ManagerError) {
+            try manager.start(service)
+            wait(service, responder)
+        } catch {
+            responder.reply(failure(error))
+        }
+    }
+
+    /// Answers once the unit leaves activating/deactivating.
+    private func wait(_ service: Service, _ responder: VarlinkServer.Responder) {
+        if service.state.isTransient && service.state.sub != .autoRestart {
+            waiting.append((service.name, responder))
+        } else {
+            responder.reply(unitReply(service))
+        }
+    }
+
+    private func settle(_ service: Service) {
+        guard !service.state.isTransient || service.state.sub == .autoRestart else { return }
+        let ready = waiting.filter { $0.unit == service.name }
+        waiting.removeAll { $0.unit == service.name }
+        for entry in ready {
+            if service.state.active == .failed || service.state.sub == .autoRestart {
+                entry.responder.reply(.failure("\(Self.interfaceName).StartFailed", [
+                    "name": .string(service.name.full), "reason": .string(service.result),
+                ]))
+            } else {
+                entry.responder.reply(unitReply(service))
+            }
+        }
+    }
+
+    private func withUnit(_ call: Varlink.Call, _ responder: VarlinkServer.Responder, _ body: (Service) -> Void) {
+        guard let text = call.parameters["name"]?.string else {
+            responder.reply(.failure("org.varlink.service.InvalidParameter", ["parameter": .string("name")]))
+            return
+        }
+        guard let name = UnitName(text) else {
+            responder.reply(.failure("\(Self.interfaceName).InvalidUnitName", ["name": .string(text)]))
+            return
+        }
+        guard let service = manager.existingService(name) else {
+            responder.reply(.failure("\(Self.interfaceName).NoSuchUnit", ["name": .string(text)]))
+            return
+        }
+        body(service)
+    }
+
+    private func unitReply(_ service: Service) -> Varlink.Reply {
+        Varlink.Reply(parameters: ["unit": JSONValue.from(UnitSummary(service))])
+    }
+
+    private func failure(_ error: ManagerError) -> Varlink.Reply {
+        switch error.code {
+        case .unitBusy:
+            return .failure("\(Self.interfaceName).UnitBusy", ["name": .string(error.unit), "state": .string(error.message)])
+        case .noSuchUnit:
+            return .failure("\(Self.interfaceName).NoSuchUnit", ["name": .string(error.unit)])
+        case .startFailed, .notLoaded:
+            return .failure("\(Self.interfaceName).StartFailed", ["name": .string(error.unit), "reason": .string(error.message)])
+        }
+    }
+
+    private func service(_ method: String, _ call: Varlink.Call) -> Varlink.Reply {
+        switch method {
+        case "GetInfo":
+            return Varlink.Reply(parameters: [
+                "vendor": .string("Ferry"), "product": .string("ferryd"), "version": .string(FerryVersion.current),
+                "url": .string("https://ferry.invalid/"),
+                "interfaces": .array([.string("org.varlink.service"), .string(Self.interfaceName)]),
+            ])
+        case "GetInterfaceDescription":
+            guard let name = call.parameters["interface"]?.string else {
+                return .failure("org.varlink.service.InvalidParameter", ["parameter": .string("interface")])
+            }
+            guard name == Self.interfaceName else {
+                return .failure("org.varlink.service.InterfaceNotFound", ["interface": .string(name)])
+            }
+            return Varlink.Reply(parameters: ["description": .string(Self.description)])
+        default:
+            return .failure("org.varlink.service.MethodNotFound", ["method": .string(call.method)])
+        }
+    }
+
+    private func split(_ method: String) -> (String, String) {
+        guard let dot = method.lastIndex(of: ".") else { return ("", method) }
+        return (String(method[..<dot]), String(method[method.index(after: dot)...]))
+    }
+}
+
+public enum FerryVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,86 @@
+import FDStore
+import FerrySystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a re-executed ferryd needs to pick every unit up where it was: states, processes and
+/// the numbers of the store descriptors, which stay open across the exec.
+public struct UnitSnapshot: Codable, Sendable, Equatable {
+    public struct StoredEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var fd: Int32
+        public var poll: Bool
+    }
+    public var name: String
+    public var active: ServiceState.Active
+    public var sub: ServiceState.Sub
+    public var result: String
+    public var mainPID: Int32?
+    public var processGroup: Int32?
+    public var status: String?
+    public var restarts: Int
+    public var stubLimit: Int?
+    public var store: [StoredEntry]
+}
+
+extension Manager {
+    /// Every unit, with its store oldest first (so re-adding restores newest-first order).
+    /// The descriptors stay owned by the stores; the caller makes them survive exec.
+    public func snapshot() -> [UnitSnapshot] {
+        services.values.sorted { $0.name < $1.name }.map { service in
+            UnitSnapshot(
+                name: service.name.full, active: service.state.active, sub: service.state.sub, result: service.result,
+                mainPID: service.mainPID, processGroup: service.processGroup, status: service.statusText,
+                restarts: service.restarts, stubLimit: service.isStub ? service.store.limit : nil,
+                store: service.store.entries.reversed().map { .init(name: $0.name, fd: $0.fd, poll: $0.poll) })
+        }
+    }
+
+    /// Every descriptor a snapshot refers to.
+    public func storeDescriptors() -> [CInt] {
+        services.values.flatMap { $0.store.entries.map(\.fd) }
+    }
+
+    /// Takes units back from a snapshot; adopts the descriptors it names.
+    public func restore(_ snapshots: [UnitSnapshot]) {
+        for snapshot in snapshots {
+            guard let name = UnitName(snapshot.name) else {
+                logger.warning("re-exec state names an invalid unit '\(snapshot.name)'; closing its \(snapshot.store.count) fd(s)")
+                snapshot.store.forEach { Glibc.close($0.fd) }
+                continue
+            }
+            let service = self.service(name)
+            if let limit = snapshot.stubLimit, service.isStub { service.store.limit = limit }
+            for entry in snapshot.store {
+                var one = OwnedFDs()
+                one.append(OwnedFD(adopting: entry.fd))
+                storeDescriptors(one, in: service, name: entry.name, poll: entry.poll, origin: "re-exec")
+            }
+            service.result = snapshot.result
+            service.statusText = snapshot.status
+            service.restarts = snapshot.restarts
+            service.processGroup = snapshot.processGroup
+            if let pid = snapshot.mainPID {
+                service.mainPID = pid
+                byPID[pid] = service
+            }
+            setState(service, ServiceState(snapshot.active, snapshot.sub))
+            resumeTimers(service)
+        }
+    }
+
+    /// Timers do not survive exec: a pending restart or stop timeout starts over.
+    private func resumeTimers(_ service: Service) {
+        if service.state.sub == .autoRestart {
+            armTimer(service, after: service.config.restartDelay) { [unowned self] in try? start(service) }
+        } else if service.state.active == .deactivating, let group = service.processGroup {
+            service.stopRequested = true
+            armTimer(service, after: service.config.stopTimeout) {
+                Processes.signalGroup(group, SIGKILL)
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One command line of ExecStart=, after systemd's quoting, prefixes and variable expansion rules.
+public struct ExecCommand: Sendable, Equatable {
+    /// The program to execute (absolute, or found in the fixed search path).
+    public var path: String
+    /// argv, argv[0] included.
+    public var arguments: [String]
+    /// `-` prefix: a non-zero exit counts as success.
+    public var ignoreFailure: Bool
+
+    static let searchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+
+    /// Parses `value`; `$VAR` and `${VAR}` expand from `environment` (unless the `:` prefix is given).
+    static func parse(_ value: String, environment: [String: String]) -> Result<ExecCommand, ParseError> {
+        var text = Substring(value)
+        var ignoreFailure = false
+        var separateArgv0 = false
+        var expand = true
+        while let first = text.first, "-@:+!".contains(first) {
+            switch first {
+            case "-": ignoreFailure = true
+            case "@": separateArgv0 = true
+            case ":": expand = false
+            default: break  // + and ! (privilege handling) do not apply: ferryd runs services as configured
+            }
+            text = text.dropFirst()
+        }
+        var words: [String]
+        do throws(Words.Failure) {
+            words = try Words.split(String(text))
+        } catch {
+            return .failure(ParseError("cannot parse command line: \(error)"))
+        }
+        if expand { words = words.flatMap { expandVariables($0, environment) } }
+        guard let program = words.first, !program.isEmpty else { return .failure(ParseError("empty command line")) }
+        if separateArgv0 { words.removeFirst() }
+        guard !words.isEmpty else { return .failure(ParseError("'@' needs a program and an argv[0]")) }
+        guard let path = resolve(program) else {
+            return .failure(ParseError("program '\(program)' is not an absolute path and not found in \(searchPath.joined(separator: ":"))"))
+        }
+        return .success(ExecCommand(path: path, arguments: words, ignoreFailure: ignoreFailure))
+    }
+
+    /// `$VAR` alone splits into words at whitespace; `${VAR}` substitutes in place.
+    static func expandVariables(_ word: String, _ environment: [String: String]) -> [String] {
+        if word.hasPrefix("$"), !word.hasPrefix("${"), word.count > 1,
+            word.dropFirst().allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" })
+        {
+            let value = environment[String(word.dropFirst())] ?? ""
+            return value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+        }
+        var out = ""
+        var rest = Substring(word)
+        while let start = rest.range(of: "${") {
+            out += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                out += rest[start.lowerBound...]
+                rest = ""
+                break
+            }
+            out += environment[String(rest[start.upperBound..<end])] ?? ""
+            rest = rest[rest.index(after: end)...]
+        }
+        return [out + rest]
+    }
+
+    static func resolve(_ program: String) -> String? {
+        if program.hasPrefix("/") { return program }
+        guard !program.contains("/") else { return nil }
+        return searchPath.map { "\($0)/\(program)" }.first { access($0, X_OK) == 0 }
+    }
+}
+
+public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Substring {
+    func range(of needle: String) -> Range<Index>? {
+        var index = startIndex
+        while index < endIndex {
+            if self[index...].hasPrefix(needle) { return index..<self.index(index, offsetBy: needle.count) }
+            index = self.index(after: index)
+        }
+        return nil
+    }
+}

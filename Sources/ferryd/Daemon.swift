@@ -1,0 +1,108 @@
+import CFerry
+import FerryControl
+import FerrySystem
+import FoundationEssentials
+import Logging
+import Supervisor
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ferryd's wiring: the loop, the signalfd, the manager, the control server, and re-exec.
+final class Daemon {
+    let options: DaemonOptions
+    let loop: EventLoop
+    let logger: Logger
+    let signals: OwnedFD
+    let manager: Manager
+    var control: VarlinkServer!
+    var interface: ManagerInterface!
+    private var reexecRequested = false
+
+    init(options: DaemonOptions) throws {
+        self.options = options
+        LoggingSystem.bootstrap { label in
+            DaemonLogHandler(label: label, level: Logger.Level(rawValue: options.logLevel) ?? .info)
+        }
+        logger = Logger(label: "ferryd")
+        ResourceLimits.raiseDescriptorLimit()
+        Processes.becomeSubreaper()
+        mkdir(options.runtimeDirectory, 0o755)
+        mkdir("\(options.runtimeDirectory)/system", 0o755)
+        loop = try EventLoop()
+        signals = try SignalFD.open([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+
+        let state = Reexec.takeState()
+        manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
+                              notifySocketPath: options.notifyPath, logger: logger,
+                              adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
+        interface = ManagerInterface(manager: manager, logger: logger)
+        control = try VarlinkServer(loop: loop, path: options.controlPath,
+                                    adopting: state.map { OwnedFD(adopting: $0.controlFD) }) { [unowned self] call, peer, responder in
+            interface.handle(call, peer: peer, responder: responder)
+        }
+        interface.onReload = { [unowned self] in manager.reloadUnits() }
+        interface.onReexecute = { [unowned self] in reexecRequested = true }
+        try loop.watch(signals.rawValue, for: .readable) { [unowned self] _ in handleSignals() }
+
+        if let state {
+            manager.kexecCount = state.kexecCount
+            manager.restore(state.units)
+            manager.loadAll()
+            logger.info("re-executed: \(state.units.count) unit(s) taken over")
+            manager.reapChildren()
+        } else {
+            manager.loadAll()
+            logger.info("ferryd \(FerryVersion.current) started: \(manager.services.count) unit(s), control \(options.controlPath), notify \(options.notifyPath)")
+        }
+    }
+
+    func run() throws {
+        while true {
+            try loop.runOnce(timeoutMilliseconds: -1)
+            if reexecRequested { reexecute() }
+        }
+    }
+
+    private func handleSignals() {
+        for signal in SignalFD.drain(signals.borrowed) {
+            switch signal {
+            case SIGCHLD: manager.reapChildren()
+            case SIGHUP: manager.reloadUnits()
+            case SIGTERM, SIGINT: shutdown()
+            default: break
+            }
+        }
+    }
+
+    /// Stops every running service, then exits (stores are not kept past ferryd's life).
+    private func shutdown() {
+        logger.info("shutting down: stopping \(manager.services.values.filter { $0.mainPID != nil }.count) service(s)")
+        for service in manager.services.values where service.mainPID != nil { manager.stop(service) }
+        let deadline = MonotonicClock.now() + .seconds(10)
+        while manager.services.values.contains(where: { $0.mainPID != nil }) && MonotonicClock.now() < deadline {
+            try? loop.runOnce(timeoutMilliseconds: 100)
+            manager.reapChildren()
+        }
+        for service in manager.services.values {
+            if let group = service.processGroup, service.mainPID != nil { Processes.signalGroup(group, SIGKILL) }
+        }
+        unlink(options.controlPath)
+        unlink(options.notifyPath)
+        exit(0)
+    }
+
+    /// Replaces this process with a fresh ferryd binary, keeping sockets, store fds and children.
+    private func reexecute() {
+        reexecRequested = false
+        let state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
+                                 kexecCount: manager.kexecCount, units: manager.snapshot())
+        let keep = [manager.notifySocketFD, control.listenerFD] + manager.storeDescriptors()
+        logger.info("re-executing with \(manager.services.count) unit(s) and \(keep.count - 2) stored fd(s)")
+        if let error = Reexec.execute(state, keeping: keep) {
+            logger.error("re-exec failed, carrying on in this process: \(error)")
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// ferryd's command line. Kept free of ArgumentParser so the daemon stays small.
+struct DaemonOptions: Sendable {
+    var unitDirectories: [String] = []
+    var runtimeDirectory = "/run/ferry"
+    var controlSocket: String?
+    var notifySocket: String?
+    var logLevel = "info"
+    var help = false
+
+    var controlPath: String { controlSocket ?? "\(runtimeDirectory)/control" }
+    var notifyPath: String { notifySocket ?? "\(runtimeDirectory)/notify" }
+    var directories: [String] { unitDirectories.isEmpty ? ["/etc/ferry/system", "\(runtimeDirectory)/system"] : unitDirectories }
+
+    static let usage = """
+        usage: ferryd [--units DIR]... [--runtime-dir DIR] [--control PATH] [--notify PATH] [--log-level LEVEL]
+          --units DIR        a unit folder; the first that has a unit wins (default /etc/ferry/system, then RUNTIME/system)
+          --runtime-dir DIR  sockets and runtime units (default /run/ferry)
+          --control PATH     the Varlink control socket (default RUNTIME/control)
+          --notify PATH      the sd_notify socket services get as NOTIFY_SOCKET (default RUNTIME/notify)
+          --log-level LEVEL  trace, debug, info, notice, warning, error
+        """
+
+    struct Invalid: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func parse(_ arguments: [String]) throws -> DaemonOptions {
+        var options = DaemonOptions()
+        var iterator = arguments.makeIterator()
+        func value(_ flag: String) throws -> String {
+            guard let next = iterator.next() else { throw Invalid(description: "\(flag) needs a value") }
+            return next
+        }
+        while let argument = iterator.next() {
+            switch argument {
+            case "--units": options.unitDirectories.append(try value(argument))
+            case "--runtime-dir": options.runtimeDirectory = try value(argument)
+            case "--control": options.controlSocket = try value(argument)
+            case "--notify": options.notifySocket = try value(argument)
+            case "--log-level": options.logLevel = try value(argument)
+            case "-h", "--help": options.help = true
+            default: throw Invalid(description: "unknown argument '\(argument)'")
+            }
+        }
+        return options
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a line to stderr without touching C's `stderr` global.
+func printError(_ text: String) {
+    var bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,60 @@
+import CFerry
+import FerrySystem
+import FoundationEssentials
+import Supervisor
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// daemon-reexec: the state goes into a memfd, every descriptor that must survive loses
+/// FD_CLOEXEC, and /proc/self/exe is executed with FERRYD_STATE_FD naming the memfd.
+enum Reexec {
+    static let variable = "FERRYD_STATE_FD"
+
+    struct State: Codable {
+        var version: Int
+        var notifyFD: Int32
+        var controlFD: Int32
+        var kexecCount: UInt32
+        var units: [UnitSnapshot]
+    }
+
+    /// Returns only when exec failed (then every descriptor is close-on-exec again).
+    static func execute(_ state: State, keeping descriptors: [CInt]) -> String? {
+        guard let data = try? JSONEncoder().encode(state),
+            let memfd = try? Memfd.create(name: "ferryd-state", contents: Array(data)),
+            (try? FileIO.seek(memfd.borrowed, to: 0)) != nil
+        else {
+            return "cannot serialize state into a memfd"
+        }
+        for fd in descriptors + [memfd.rawValue] { _ = ferry_fcntl_int(fd, F_SETFD, 0) }
+        setenv(variable, "\(memfd.rawValue)", 1)
+        var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+        // The signal mask is inherited by the new image: the new ferryd reads pending SIGCHLDs.
+        execv("/proc/self/exe", &arguments)
+        let failure = errno
+        for fd in descriptors { _ = ferry_fcntl_int(fd, F_SETFD, FD_CLOEXEC) }
+        unsetenv(variable)
+        arguments.forEach { free($0) }
+        return "execv: \(Errno(rawValue: failure).symbolicName)"
+    }
+
+    /// The state left by a previous ferryd, if this process is a re-exec.
+    static func takeState() -> State? {
+        guard let value = getenv(variable), let fd = CInt(String(cString: value)) else { return nil }
+        unsetenv(variable)
+        let owned = OwnedFD(adopting: fd)
+        guard let bytes = try? FileIO.readAll(owned.borrowed),
+            let state = try? JSONDecoder().decode(State.self, from: Data(bytes)), state.version == 1
+        else {
+            printError("ferryd: cannot read the re-exec state in fd \(fd); starting fresh")
+            return nil
+        }
+        for keep in [state.notifyFD, state.controlFD] + state.units.flatMap({ $0.store.map(\.fd) }) {
+            _ = ferry_fcntl_int(keep, F_SETFD, FD_CLOEXEC)
+        }
+        return state
+    }
+}

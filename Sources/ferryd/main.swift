@@ -1,0 +1,27 @@
+import FerrySystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Signals first, before anything can start a thread: they are read from a signalfd by the loop.
+SignalFD.block([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE])
+
+let options: DaemonOptions
+do {
+    options = try DaemonOptions.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    printError("ferryd: \(error)\n\(DaemonOptions.usage)")
+    exit(2)
+}
+if options.help {
+    print(DaemonOptions.usage)
+    exit(0)
+}
+do {
+    let daemon = try Daemon(options: options)
+    try daemon.run()
+} catch {
+    printError("ferryd: \(error)")
+    exit(1)
+}
