@@ -82,6 +82,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Shared by the test targets: child processes, a ferryd under test, temporary folders.
+        .target(
+            name: "FerryTestSupport",
+            dependencies: [
+                "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "FerryControl",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/FerryTestSupport"
+        ),
+        .testTarget(
+            name: "SupervisorTests",
+            dependencies: ["Supervisor", "FDStore", "FerrySystem", "FerryControl", "FerryTestSupport", "ferryd", "ferryctl"],
+            exclude: []
+        ),
         .testTarget(
             name: "FerrySystemTests",
             dependencies: ["FerrySystem", "CFerry", .product(name: "SystemPackage", package: "swift-system")]
@@ -94,6 +109,7 @@ let package = Package(
             name: "LiveUpdateEmulatorTests",
             dependencies: [
                 "LiveUpdateEmulator", "LiveUpdate", "LiveUpdateConformance", "FerrySystem", "CFerry", "ferryctl",
+                "FerryTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -2,6 +2,7 @@ import FerrySystem
 import LiveUpdate
 import LiveUpdateConformance
 import LiveUpdateEmulator
+import FerryTestSupport
 import Testing
 
 /// The whole conformance table against the emulator, one profile at a time, across a simulated kexec.

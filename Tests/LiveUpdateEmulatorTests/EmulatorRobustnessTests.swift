@@ -3,6 +3,7 @@ import FerrySystem
 import LiveUpdate
 import LiveUpdateEmulator
 import SystemPackage
+import FerryTestSupport
 import Testing
 
 #if canImport(Glibc)

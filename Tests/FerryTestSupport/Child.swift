@@ -3,14 +3,13 @@ import LiveUpdate
 import LiveUpdateEmulator
 import Logging
 import SystemPackage
-import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// An emulator on a thread of the test process, on a fresh socket, stopped at the end of `body`.
-func withEmulator<T>(_ level: BehaviourLevel = .v7_2, _ body: (EmulatorHost) throws -> T) throws -> T {
+public func withEmulator<T>(_ level: BehaviourLevel = .v7_2, _ body: (EmulatorHost) throws -> T) throws -> T {
     ResourceLimits.raiseDescriptorLimit()
     var logger = Logger(label: "test.emulator")
     logger.logLevel = .critical
@@ -21,22 +20,26 @@ func withEmulator<T>(_ level: BehaviourLevel = .v7_2, _ body: (EmulatorHost) thr
 }
 
 /// The ferryctl executable built next to the test bundle.
-var ferryctlPath: String {
+/// A program built next to the test bundle (ferryctl, ferryd).
+public func builtProduct(_ name: String) -> String {
     var buffer = [UInt8](repeating: 0, count: 4096)
     let count = readlink("/proc/self/exe", &buffer, buffer.count)
     let exe = String(decoding: buffer[0..<max(count, 0)], as: UTF8.self)
     var folder = exe
     while !folder.isEmpty, !folder.hasSuffix("/") { folder.removeLast() }
     // The test binary sits in .build/<triple>/debug/<package>PackageTests.xctest (a file on Linux).
-    return folder + "ferryctl"
+    return folder + name
 }
 
-/// A child process started with posix_spawn; its output goes to a file the test can read.
-struct Child {
-    let pid: pid_t
-    let outputPath: String
+public var ferryctlPath: String { builtProduct("ferryctl") }
+public var ferrydPath: String { builtProduct("ferryd") }
 
-    static func spawn(_ arguments: [String], environment: [String] = []) throws -> Child {
+/// A child process started with posix_spawn; its output goes to a file the test can read.
+public struct Child: Sendable {
+    public let pid: pid_t
+    public let outputPath: String
+
+    public static func spawn(_ arguments: [String], environment: [String] = []) throws -> Child {
         let outputPath = "/tmp/ferry-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -53,18 +56,18 @@ struct Child {
     }
 
     /// Waits for the child; returns its exit status, or 128 + signal.
-    func wait() -> CInt {
+    public func wait() -> CInt {
         var status: CInt = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         if status & 0x7F == 0 { return (status >> 8) & 0xFF }
         return 128 + (status & 0x7F)
     }
 
-    func kill(_ signal: CInt = SIGKILL) { _ = Glibc.kill(pid, signal) }
+    public func kill(_ signal: CInt = SIGKILL) { _ = Glibc.kill(pid, signal) }
 
-    var output: String {
+    public var output: String {
         guard let file = fopen(outputPath, "r") else { return "" }
-        defer { fclose(file); unlink(outputPath) }
+        defer { fclose(file) }
         var text = ""
         var line = [CChar](repeating: 0, count: 4096)
         while fgets(&line, CInt(line.count), file) != nil {

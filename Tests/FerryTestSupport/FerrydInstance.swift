@@ -1,0 +1,144 @@
+import FerryControl
+import FerrySystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A temporary folder, removed with everything in it when the value goes away.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: String
+
+    public init(_ label: String = "ferry-test") {
+        var template = Array("/tmp/\(label).XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+
+    deinit {
+        let child = try? Child.spawn(["/bin/rm", "-rf", path])
+        _ = child?.wait()
+    }
+
+    public func write(_ relative: String, _ text: String, mode: mode_t = 0o644) {
+        let full = "\(path)/\(relative)"
+        var folder = full
+        while !folder.hasSuffix("/") { folder.removeLast() }
+        _ = try? Child.spawn(["/bin/mkdir", "-p", folder]).wait()
+        let fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        precondition(fd >= 0, "cannot write \(full)")
+        let owned = OwnedFD(adopting: fd)
+        try? FileIO.writeAll(owned.borrowed, Array(text.utf8))
+        fchmod(fd, mode)
+    }
+}
+
+/// A ferryd process under test, with its own unit folder and sockets.
+public final class FerrydInstance: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let child: Child
+    public var units: String { "\(directory.path)/units" }
+    public var control: String { "\(directory.path)/run/control" }
+    public var notify: String { "\(directory.path)/run/notify" }
+
+    /// Writes `units` (name → text) and starts ferryd on them; returns once it answers.
+    public init(units files: [String: String], extraArguments: [String] = []) throws {
+        directory = TemporaryDirectory("ferryd-test")
+        for (name, text) in files { directory.write("units/\(name)", text) }
+        directory.write("units/.keep", "")
+        child = try Child.spawn([ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
+                                 "--log-level", "debug"] + extraArguments)
+        for _ in 0..<200 {
+            if (try? call("GetManager")) != nil { return }
+            usleep(20_000)
+        }
+        throw FerrydTestError("ferryd did not answer on \(control): \(child.output)")
+    }
+
+    deinit {
+        child.kill(SIGTERM)
+        _ = child.wait()
+    }
+
+    public func writeUnit(_ name: String, _ text: String) { directory.write("units/\(name)", text) }
+
+    /// Calls a method of io.ferry.Manager; returns the reply (which may be an error reply).
+    public func call(_ method: String, _ parameters: [String: JSONValue] = [:]) throws -> Varlink.Reply {
+        var client = try VarlinkClient(path: control)
+        return try client.call(Varlink.Call(method: method.contains(".") ? method : "io.ferry.Manager.\(method)",
+                                            parameters: parameters))
+    }
+
+    /// A unit's summary (`unit` of GetUnit).
+    public func unit(_ name: String) throws -> [String: JSONValue] {
+        let reply = try call("GetUnit", ["name": .string(name)])
+        if let error = reply.error { throw FerrydTestError("GetUnit \(name): \(error)") }
+        return reply.parameters["unit"]?.object ?? [:]
+    }
+
+    public func state(_ name: String) throws -> String {
+        let info = try unit(name)
+        return "\(info["active"]?.string ?? "?") (\(info["sub"]?.string ?? "?"))"
+    }
+
+    /// Waits until `condition` holds, polling; false after `seconds`.
+    public func waitUntil(seconds: Double = 20, _ condition: () throws -> Bool) -> Bool {
+        let deadline = MonotonicClock.now() + .milliseconds(Int64(seconds * 1000))
+        while MonotonicClock.now() < deadline {
+            if (try? condition()) == true { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// The fd names and contents a service reported (services in these tests write a report file).
+    public func fdStore(_ name: String) throws -> [[String: JSONValue]] {
+        let reply = try call("ListFDStore", ["name": .string(name)])
+        return (reply.parameters["entries"]?.array ?? []).compactMap(\.object)
+    }
+
+    /// How many descriptors ferryd holds.
+    public var openDescriptors: Int {
+        guard let folder = opendir("/proc/\(child.pid)/fd") else { return -1 }
+        defer { closedir(folder) }
+        var count = 0
+        while readdir(folder) != nil { count += 1 }
+        return count - 2
+    }
+
+    /// Whether ferryd is still running (not crashed).
+    public var isAlive: Bool { kill(child.pid, 0) == 0 && !isZombie }
+
+    private var isZombie: Bool {
+        guard let text = try? contentsOf("/proc/\(child.pid)/stat") else { return true }
+        return text.split(separator: " ").dropFirst(2).first == "Z"
+    }
+
+    public var log: String { child.output }
+}
+
+public struct FerrydTestError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Reads a whole (small) file.
+func contentsOf(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw FerrydTestError("cannot open \(path)") }
+    let owned = OwnedFD(adopting: fd)
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = Glibc.read(owned.rawValue, &chunk, chunk.count)
+        if count <= 0 { break }
+        bytes += chunk[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The Debian python with python3-systemd (the pyenv one on PATH lacks it).
+public let systemPython = "/usr/bin/python3"
+
+/// Reads a whole file as text ("" when missing).
+public func readText(_ path: String) -> String { (try? contentsOf(path)) ?? "" }
