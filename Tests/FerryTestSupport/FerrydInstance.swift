@@ -46,6 +46,10 @@ public final class FerrydInstance: @unchecked Sendable {
         directory = TemporaryDirectory("ferryd-test")
         for (name, text) in files { directory.write("units/\(name)", text) }
         directory.write("units/.keep", "")
+        // Other users reach the control socket (reads are open to all) and write test reports here.
+        chmod(directory.path, 0o755)
+        directory.write("shared/.keep", "")
+        chmod("\(directory.path)/shared", 0o1777)
         child = try Child.spawn([ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
                                  "--log-level", "debug"] + extraArguments)
         for _ in 0..<200 {
