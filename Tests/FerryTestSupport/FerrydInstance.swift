@@ -42,7 +42,7 @@ public final class FerrydInstance: @unchecked Sendable {
     public var notify: String { "\(directory.path)/run/notify" }
 
     /// Writes `units` (name → text) and starts ferryd on them; returns once it answers.
-    public init(units files: [String: String], extraArguments: [String] = []) throws {
+    public init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = []) throws {
         directory = TemporaryDirectory("ferryd-test")
         for (name, text) in files { directory.write("units/\(name)", text) }
         directory.write("units/.keep", "")
@@ -50,7 +50,7 @@ public final class FerrydInstance: @unchecked Sendable {
         chmod(directory.path, 0o755)
         directory.write("shared/.keep", "")
         chmod("\(directory.path)/shared", 0o1777)
-        child = try Child.spawn([ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
+        child = try Child.spawn(launcher + [ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
                                  "--log-level", "debug"] + extraArguments)
         for _ in 0..<200 {
             if (try? call("GetManager")) != nil { return }
@@ -108,6 +108,18 @@ public final class FerrydInstance: @unchecked Sendable {
         var count = 0
         while readdir(folder) != nil { count += 1 }
         return count - 2
+    }
+
+    /// The descriptor count once it stops changing (connections just closed are reaped first).
+    public func settledDescriptors() -> Int {
+        var last = openDescriptors
+        for _ in 0..<50 {
+            usleep(100_000)
+            let now = openDescriptors
+            if now == last { return now }
+            last = now
+        }
+        return last
     }
 
     /// Whether ferryd is still running (not crashed).

@@ -21,6 +21,7 @@ Actions:
   flood N            send N STATUS= datagrams as fast as possible
   sleep              sleep until killed
   ignoreterm         ignore SIGTERM from now on
+  raiselimit         raise the soft RLIMIT_NOFILE to the hard one
   exit N             exit with status N
 """
 import json, os, signal, socket, sys, time
@@ -141,6 +142,10 @@ def main(args):
         elif action == "sleep":
             while True:
                 time.sleep(3600)
+        elif action == "raiselimit":
+            import resource
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         elif action == "ignoreterm":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         elif action == "exit":

@@ -1,0 +1,99 @@
+import FerryControl
+import FerrySystem
+import FerryTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hostile or broken input must never crash ferryd, leak a descriptor, or go unexplained.
+@Suite struct FerrydBadInputTests {
+    static func hex(_ text: String) -> String { hex(Array(text.utf8)) }
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format2: $0) }.joined() }
+
+    @Test func malformedDatagramsAreRefusedWithReasons() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        // Let ferryd settle, then count its descriptors.
+        let before = ferryd.settledDescriptors()
+        let cases: [(String, String)] = [
+            (Self.hex("no assignment here") + " 2", "line without '='"),
+            (Self.hex("STATUS=" + String(repeating: "a", count: 5000)) + " 1", "longer than 4096 bytes"),
+            (Self.hex([0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x3D, 0xFF, 0xFE]) + " 1", "not valid UTF-8"),
+            (Self.hex("STATUS=a\u{0}b"), "contains a NUL byte"),
+            (Self.hex("FDSTORE=1\nFDNAME=\u{7}bell") + " 1", "invalid FDNAME="),
+            (Self.hex("BARRIER=1\nSTATUS=x") + " 1", "BARRIER=1 must be alone"),
+            (Self.hex("BARRIER=1") + " 2", "BARRIER=1 needs exactly one fd, got 2"),
+            (Self.hex("BARRIER=1"), "BARRIER=1 needs exactly one fd, got 0"),
+            (Self.hex("STATUS=fds without FDSTORE") + " 3", "carried 3 fd(s) without FDSTORE=1"),
+            (Self.hex("FDSTOREREMOVE=1"), "FDSTOREREMOVE=1 needs a valid FDNAME="),
+            (Self.hex("ERRNO=banana"), "ERRNO=banana is not a valid errno"),
+            (Self.hex("MAINPID=1"), "MAINPID=1 is not a process of the unit"),
+            (Self.hex("FDSTORE=1") + " 40", "cannot store more fds than FileDescriptorStoreMax=10"),
+        ]
+        let actions = cases.map { "raw \($0.0)" }.joined(separator: " ")
+        ferryd.writeUnit("hostile.service", toolUnit("\(actions) barrier ready exit 0", extra: "FileDescriptorStorePreserve=no"))
+        _ = try ferryd.start("hostile.service")
+        #expect(ferryd.waitUntil { try ferryd.state("hostile.service") == "inactive (dead)" })
+        let log = ferryd.log
+        for (_, reason) in cases {
+            #expect(log.contains(reason), "no warning for: \(reason)")
+        }
+        // Every warning about the service names it.
+        for line in log.split(separator: "\n") where line.contains("warning:") && line.contains("notify") {
+            #expect(line.contains("hostile.service") || line.contains("belongs to no unit"), "\(line)")
+        }
+        #expect(ferryd.isAlive)
+        #expect(ferryd.waitUntil { ferryd.openDescriptors <= before }, "ferryd holds \(ferryd.openDescriptors) fds, had \(before)")
+    }
+
+    @Test func messagesFromOutsideAnyUnitAreRefused() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        let before = ferryd.settledDescriptors()
+        let socket = try UnixSocket.socket(.datagram)
+        let memfd = try Memfd.create(name: "stray")
+        let address = Array(ferryd.notify.utf8)
+        _ = address
+        let connected = try UnixSocket.connect(path: ferryd.notify, kind: .datagram)
+        _ = socket
+        try UnixSocket.send(connected.borrowed, Array("FDSTORE=1\nFDNAME=stray".utf8), descriptors: [memfd.rawValue])
+        #expect(ferryd.waitUntil { ferryd.log.contains("which belongs to no unit, refused; closing 1 fd(s)") })
+        #expect(ferryd.waitUntil { ferryd.openDescriptors <= before }, "ferryd holds \(ferryd.openDescriptors), had \(before)")
+    }
+
+    @Test func truncatedControlDataIsRefusedAndClosed() throws {
+        // With ferryd's soft descriptor limit just above what it uses, the kernel installs the fds
+        // that fit and flags MSG_CTRUNC.
+        let ferryd = try FerrydInstance(units: [:])
+        let used = ferryd.settledDescriptors()
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let limiter = try Child.spawn(["/usr/bin/prlimit", "--pid", "\(ferryd.child.pid)", "--nofile=\(used + 8):\(limit.rlim_max)"])
+        try #require(limiter.wait() == 0, "\(limiter.output)")
+        ferryd.writeUnit("big.service", toolUnit("raiselimit raw \(Self.hex("FDSTORE=1\nFDNAME=many")) 60 barrier ready exit 0"))
+        _ = try ferryd.start("big.service")
+        #expect(ferryd.waitUntil { ferryd.log.contains("MSG_CTRUNC") }, "\(ferryd.log)")
+        #expect(ferryd.log.contains("big.service: notify message from pid"))
+        #expect(try ferryd.storeNames("big.service") == [])
+        #expect(ferryd.waitUntil { ferryd.openDescriptors <= used }, "ferryd holds \(ferryd.openDescriptors), had \(used)")
+        #expect(ferryd.isAlive)
+    }
+
+    @Test func aFloodingServiceDoesNotStarveAnother() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        ferryd.writeUnit("flood.service", toolUnit("ready flood 200000 sleep"))
+        ferryd.writeUnit("quiet.service", toolUnit("ready sleep"))
+        _ = try ferryd.start("flood.service")
+        // READY=1 of the quiet service must get through while the flood goes on.
+        #expect(try ferryd.start("quiet.service") == "active (running)")
+        #expect(ferryd.isAlive)
+        #expect(try ferryd.call("GetManager").parameters["notifyMessages"]?.number ?? 0 > 10)
+    }
+}
+
+extension String {
+    init(format2 byte: UInt8) {
+        let digits = Array("0123456789abcdef")
+        self = String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+    }
+}
