@@ -73,6 +73,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Benchmarks print figures next to a baseline from the same run; not tests.
+        .executableTarget(
+            name: "ferry-bench",
+            dependencies: ["FerrySystem", "FerryControl", "ferryd", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Benchmarks/ferry-bench"
+        ),
         .executableTarget(
             name: "ferryctl",
             dependencies: [
