@@ -39,7 +39,12 @@ static void child(const struct ferry_spawn_request *r, int report) {
     memset(&defaults, 0, sizeof defaults);
     defaults.sa_handler = SIG_DFL;
     for (int signal = 1; signal < NSIG; signal++) {
-        if (signal != SIGKILL && signal != SIGSTOP) sigaction(signal, &defaults, NULL);
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        if (sigaction(signal, &defaults, NULL) < 0) {
+            // glibc refuses its own internal signals (32, 33); the kernel does not.
+            struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } raw = {0};
+            syscall(SYS_rt_sigaction, signal, &raw, NULL, sizeof raw.mask);
+        }
     }
     if (setsid() < 0) fail(report, errno);
     if (r->cgroup_procs_fd >= 0) {

@@ -39,12 +39,12 @@ public struct Child: Sendable {
     public let pid: pid_t
     public let outputPath: String
 
-    public static func spawn(_ arguments: [String], environment: [String] = []) throws -> Child {
-        let outputPath = "/tmp/ferry-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+    public static func spawn(_ arguments: [String], environment: [String] = [], outputPath given: String? = nil) throws -> Child {
+        let outputPath = given ?? "/tmp/ferry-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = (environment + ["PATH=/usr/bin:/bin"]).map { strdup($0) } + [nil]

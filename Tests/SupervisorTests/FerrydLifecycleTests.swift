@@ -144,6 +144,24 @@ import Glibc
         #expect(child.output.contains("ferryd is not running"))
     }
 
+    @Test func journalStreamGetsPriorityPrefixes() throws {
+        // When stderr is the journal stream named by JOURNAL_STREAM, lines start with <N>.
+        let folder = TemporaryDirectory("ferry-journal")
+        folder.write("units/x.service", "[Service]\nExecStart=/bin/true\nBogus=1\n")
+        let logPath = "\(folder.path)/journal.log"
+        folder.write("journal.log", "")
+        var status = stat()
+        stat(logPath, &status)
+        let child = try Child.spawn([ferrydPath, "--units", "\(folder.path)/units", "--runtime-dir", "\(folder.path)/run"],
+                                    environment: ["JOURNAL_STREAM=\(status.st_dev):\(status.st_ino)"], outputPath: logPath)
+        defer { child.kill(SIGTERM); _ = child.wait() }
+        let deadline = MonotonicClock.now() + .seconds(10)
+        while !readText(logPath).contains("started") && MonotonicClock.now() < deadline { usleep(20_000) }
+        let text = readText(logPath)
+        #expect(text.contains("<4>x.service: line 3: unknown setting Bogus="), "\(text)")
+        #expect(text.contains("<6>ferryd"))
+    }
+
     @Test func varlinkIntrospection() throws {
         let ferryd = try FerrydInstance(units: [:])
         let info = try ferryd.call("org.varlink.service.GetInfo")

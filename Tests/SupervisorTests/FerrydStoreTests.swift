@@ -34,6 +34,17 @@ import Glibc
         #expect(second.env["NOTIFY_SOCKET"] == ferryd.notify)
     }
 
+    @Test func signalDispositionsAreReset() throws {
+        // cat inherits exactly what the spawner left (python would install its own).
+        let ferryd = try FerrydInstance(units: [:])
+        let out = "\(ferryd.directory.path)/status.txt"
+        ferryd.writeUnit("sig.service", "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exec cat /proc/self/status > \(out)'\n")
+        _ = try ferryd.start("sig.service")
+        let status = readText(out)
+        #expect(status.contains("SigBlk:\t0000000000000000"), "\(status)")
+        #expect(status.contains("SigIgn:\t0000000000000000"), "\(status)")
+    }
+
     @Test func duplicatesRemovalAndDefaultName() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("b.service", toolUnit(
