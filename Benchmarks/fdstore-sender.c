@@ -1,6 +1,7 @@
 /* Benchmark sender: stores N fresh memfds, one FDSTORE=1 datagram each, then waits on a barrier.
  * The same program feeds ferryd and the bare recvmsg baseline, so the ratio compares receivers. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ int main(int argc, char **argv) {
         close(fd);
     }
     int r = sd_notify_barrier(0, 60 * 1000000ULL);
-    if (r < 0) { fprintf(stderr, "barrier: %s\n", strerror(-r)); return 1; }
+    /* ECONNREFUSED: the baseline receiver already closed its socket after counting every fd. */
+    if (r < 0 && r != -ECONNREFUSED) { fprintf(stderr, "barrier: %s\n", strerror(-r)); return 1; }
     return 0;
 }
