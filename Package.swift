@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "LiveUpdate", targets: ["LiveUpdate"]),
         .library(name: "LiveUpdateEmulator", targets: ["LiveUpdateEmulator"]),
+        .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .executable(name: "ferryctl", targets: ["ferryctl"]),
         .executable(name: "ferryd", targets: ["ferryd"]),
     ],
@@ -37,6 +38,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What a service imports: sd_notify (store, remove, barrier, ready), LISTEN_FDS with
+        // names, and LUO sessions of its own.
+        .target(
+            name: "ServiceKit",
+            dependencies: ["CFerry", "FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // Per-unit fd stores with systemd's rules, and their serialized forms.
         .target(
             name: "FDStore",
@@ -51,11 +58,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The live update: stop, serialize, preserve, kexec, rollback, restore, rehearsal.
+        .target(
+            name: "Orchestrator",
+            dependencies: [
+                "CFerry", "FerrySystem", "FDStore", "Supervisor", "LiveUpdate",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The Varlink control interface: codec, server, client, and ferryd's methods.
         .target(
             name: "FerryControl",
             dependencies: [
-                "CFerry", "FerrySystem", "FDStore", "Supervisor",
+                "CFerry", "FerrySystem", "FDStore", "Supervisor", "Orchestrator", "LiveUpdate",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -68,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "ferryd",
             dependencies: [
-                "CFerry", "FerrySystem", "FDStore", "Supervisor", "FerryControl",
+                "CFerry", "FerrySystem", "FDStore", "Supervisor", "FerryControl", "Orchestrator", "LiveUpdate",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -83,6 +99,7 @@ let package = Package(
             name: "ferryctl",
             dependencies: [
                 "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance", "FerryControl",
+                "ServiceKit", "Orchestrator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),

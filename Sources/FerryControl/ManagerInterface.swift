@@ -1,6 +1,7 @@
 import FDStore
 import FerrySystem
 import Logging
+import Orchestrator
 import Supervisor
 
 /// ferryd's Varlink interface `io.ferry.Manager`, bound to the Manager.
@@ -26,12 +27,18 @@ public final class ManagerInterface {
         method CleanUnit(name: string) -> (unit: Unit)
         method Reload() -> ()
         method Reexecute() -> ()
+        # Live update: stop, preserve every store (FileDescriptorStorePreserve=yes|on-success) in
+        # Ferry's LUO session, kexec. A failure before the reboot rolls everything back.
+        method Kexec(kernel: ?string, initrd: ?string, commandLine: ?string, reuseCommandLine: ?bool,
+                     rehearse: ?bool) -> (report: object)
+        method GetLiveUpdate() -> (restore: ?object, kexecCount: int)
 
         error NoSuchUnit (name: string)
         error InvalidUnitName (name: string)
         error UnitBusy (name: string, state: string)
         error StartFailed (name: string, reason: string)
         error PermissionDenied (method: string)
+        error LiveUpdateFailed (report: object)
         """
 
     public struct UnitSummary: Codable, Sendable {
@@ -75,6 +82,12 @@ public final class ManagerInterface {
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
     public var onReload: () -> Void = {}
     public var onReexecute: () -> Void = {}
+    /// Runs a live update; answers the responder itself (it may never answer: the machine reboots).
+    public var onKexec: (KexecRequest, VarlinkServer.Responder) -> Void = { _, responder in
+        responder.reply(.failure("org.varlink.service.MethodNotSupported", ["method": .string("Kexec")]))
+    }
+    /// The restore report of this boot, if any.
+    public var restoreReport: () -> RestoreReport? = { nil }
 
     public init(manager: Manager, logger: Logger) {
         self.manager = manager
@@ -93,7 +106,7 @@ public final class ManagerInterface {
             responder.reply(.failure("org.varlink.service.InterfaceNotFound", ["interface": .string(interface)]))
             return
         }
-        let changes = ["StartUnit", "StopUnit", "RestartUnit", "CleanUnit", "Reload", "Reexecute"]
+        let changes = ["StartUnit", "StopUnit", "RestartUnit", "CleanUnit", "Reload", "Reexecute", "Kexec"]
         if changes.contains(method) && !peer.isRoot {
             logger.notice("refused \(call.method) from uid \(peer.uid) pid \(peer.pid): needs root")
             responder.reply(.failure("\(Self.interfaceName).PermissionDenied", ["method": .string(call.method)]))
@@ -106,6 +119,7 @@ public final class ManagerInterface {
                 "kexecCount": .number(Double(manager.kexecCount)),
                 "notifyMessages": .number(Double(manager.notifyMessages)),
                 "storedFDs": .number(Double(manager.services.values.reduce(0) { $0 + $1.store.count })),
+                "previousShutdown": JSONValue.from(restoreReport()?.previousShutdown ?? [:]),
             ]))
         case "ListUnits":
             manager.loadAll()
@@ -143,6 +157,17 @@ public final class ManagerInterface {
         case "Reexecute":
             responder.reply(Varlink.Reply())
             onReexecute()
+        case "Kexec":
+            let request = KexecRequest(
+                kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,
+                commandLine: call.parameters["commandLine"]?.string,
+                reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
+                rehearse: call.parameters["rehearse"]?.bool ?? false)
+            onKexec(request, responder)
+        case "GetLiveUpdate":
+            var parameters: [String: JSONValue] = ["kexecCount": .number(Double(manager.kexecCount))]
+            if let report = restoreReport() { parameters["restore"] = JSONValue.from(report) }
+            responder.reply(Varlink.Reply(parameters: parameters))
         default:
             responder.reply(.failure("org.varlink.service.MethodNotFound", ["method": .string(call.method)]))
         }

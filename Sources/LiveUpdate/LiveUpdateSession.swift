@@ -88,6 +88,13 @@ public struct LiveUpdateSession: ~Copyable {
         try Self.readName(descriptor.rawValue, backend: backend)
     }
 
+    /// The kernel's name of the session `fd` (either backend), without adopting it.
+    public static func readName(fd: CInt) throws(LiveUpdateError) -> String {
+        let backend: any LiveUpdateBackend = SessionIdentity.of(FileDescriptor(rawValue: fd))?.backend == .emulator
+            ? InheritedEmulatorBackend() : KernelBackend()
+        return try readName(fd, backend: backend)
+    }
+
     static func readName(_ fd: CInt, backend: any LiveUpdateBackend) throws(LiveUpdateError) -> String {
         var argument: RequestBuffer? = RequestBuffer(for: .getName)
         let code = backend.ioctl(fd, request: LiveUpdateRequest.getName.rawValue, argument: &argument)

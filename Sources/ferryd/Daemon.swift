@@ -2,7 +2,9 @@ import CFerry
 import FerryControl
 import FerrySystem
 import FoundationEssentials
+import LiveUpdate
 import Logging
+import Orchestrator
 import Supervisor
 import SystemPackage
 
@@ -19,6 +21,7 @@ final class Daemon {
     let manager: Manager
     var control: VarlinkServer!
     var interface: ManagerInterface!
+    let orchestrator: LiveUpdateOrchestrator
     private var reexecRequested = false
 
     init(options: DaemonOptions) throws {
@@ -29,6 +32,7 @@ final class Daemon {
         logger = Logger(label: "ferryd")
         ResourceLimits.raiseDescriptorLimit()
         Processes.becomeSubreaper()
+        if getpid() == 1 { InitDuties.mountEssentials() }
         mkdir(options.runtimeDirectory, 0o755)
         mkdir("\(options.runtimeDirectory)/system", 0o755)
         loop = try EventLoop()
@@ -39,12 +43,23 @@ final class Daemon {
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
         interface = ManagerInterface(manager: manager, logger: logger)
+        let backend: any LiveUpdateBackend
+        if let emulator = options.emulator ?? getenv(EmulatorWire.environmentVariable).map({ String(cString: $0) }) {
+            backend = EmulatorBackend(socketPath: emulator)
+            manager.extraEnvironment = ["\(EmulatorWire.environmentVariable)=\(emulator)"]
+        } else {
+            backend = KernelBackend()
+        }
+        orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
+                                              logger: logger)
         control = try VarlinkServer(loop: loop, path: options.controlPath,
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }) { [unowned self] call, peer, responder in
             interface.handle(call, peer: peer, responder: responder)
         }
         interface.onReload = { [unowned self] in manager.reloadUnits() }
         interface.onReexecute = { [unowned self] in reexecRequested = true }
+        interface.onKexec = { [unowned self] request, responder in liveUpdate(request, responder) }
+        interface.restoreReport = { [unowned self] in orchestrator.lastRestoreReport }
         try loop.watch(signals.rawValue, for: .readable) { [unowned self] _ in handleSignals() }
 
         if let state {
@@ -56,6 +71,8 @@ final class Daemon {
         } else {
             manager.loadAll()
             logger.info("ferryd \(FerryVersion.current) started: \(manager.services.count) unit(s), control \(options.controlPath), notify \(options.notifyPath)")
+            // A fresh boot (never a re-exec): take back what the previous kernel carried.
+            orchestrator.restoreAfterBoot()
         }
     }
 
@@ -77,6 +94,34 @@ final class Daemon {
         }
     }
 
+    /// A live update; on success this process is replaced (rehearsal) or the machine reboots.
+    private func liveUpdate(_ request: KexecRequest, _ responder: VarlinkServer.Responder) {
+        let report = orchestrator.run(request) { prepared in
+            if request.rehearse {
+                guard let emulator = (orchestrator.backend as? EmulatorBackend)?.socketPath else { return "no emulator" }
+                do throws(SystemCallError) {
+                    _ = try EmulatorControl.simulateKexec(socketPath: emulator)
+                } catch {
+                    return "simulated kexec: \(error)"
+                }
+                responder.reply(Varlink.Reply(parameters: ["report": JSONValue.from(prepared.report)]))
+                // Past the point of no return: every service dies, ferryd starts again as on a fresh boot.
+                InitDuties.killServices(manager)
+                let failure = Reexec.startFresh()
+                logger.critical("cannot start ferryd again after the simulated kexec: \(failure)")
+                exit(1)
+            }
+            InitDuties.endOtherProcesses(manager)
+            do throws(SystemCallError) {
+                try Kexec.reboot()
+            } catch {
+                return "\(error.call): \(error.errno.symbolicName) (\(error.errno))"
+            }
+            return "reboot(LINUX_REBOOT_CMD_KEXEC) returned"
+        }
+        responder.reply(.failure("io.ferry.Manager.LiveUpdateFailed", ["report": JSONValue.from(report)]))
+    }
+
     /// Stops every running service, then exits (stores are not kept past ferryd's life).
     private func shutdown() {
         logger.info("shutting down: stopping \(manager.services.values.filter { $0.mainPID != nil }.count) service(s)")
@@ -91,6 +136,7 @@ final class Daemon {
         }
         unlink(options.controlPath)
         unlink(options.notifyPath)
+        if getpid() == 1 { InitDuties.powerOff() }
         exit(0)
     }
 

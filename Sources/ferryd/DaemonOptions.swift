@@ -5,6 +5,8 @@ struct DaemonOptions: Sendable {
     var controlSocket: String?
     var notifySocket: String?
     var logLevel = "info"
+    var sessionName = "ferry"
+    var emulator: String?
     var help = false
 
     var controlPath: String { controlSocket ?? "\(runtimeDirectory)/control" }
@@ -18,6 +20,10 @@ struct DaemonOptions: Sendable {
           --control PATH     the Varlink control socket (default RUNTIME/control)
           --notify PATH      the sd_notify socket services get as NOTIFY_SOCKET (default RUNTIME/notify)
           --log-level LEVEL  trace, debug, info, notice, warning, error
+          --session NAME     Ferry's own LUO session (default ferry)
+          --liveupdate-emulator PATH
+                             use the LUO emulator at PATH instead of /dev/liveupdate (also
+                             $FERRY_LIVEUPDATE_EMULATOR); services get it in their environment
         """
 
     struct Invalid: Error, CustomStringConvertible {
@@ -38,6 +44,8 @@ struct DaemonOptions: Sendable {
             case "--control": options.controlSocket = try value(argument)
             case "--notify": options.notifySocket = try value(argument)
             case "--log-level": options.logLevel = try value(argument)
+            case "--session": options.sessionName = try value(argument)
+            case "--liveupdate-emulator": options.emulator = try value(argument)
             case "-h", "--help": options.help = true
             default: throw Invalid(description: "unknown argument '\(argument)'")
             }

@@ -94,7 +94,7 @@ extension Manager {
     }
 
     private func spawnRequest(for service: Service, command: ExecCommand) throws(ParseError) -> SpawnRequest {
-        var environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        var environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + extraEnvironment
         for (key, value) in try service.config.resolvedEnvironment() {
             environment.removeAll { $0.hasPrefix(key + "=") }
             environment.append("\(key)=\(value)")
@@ -122,9 +122,18 @@ extension Manager {
     // MARK: - Stop
 
     /// Stops `service`: SIGTERM to its process group, SIGKILL after TimeoutStopSec=.
-    public func stop(_ service: Service) {
+    ///
+    /// - Parameter keepingStore: a live update is stopping it: the store stays whatever the
+    ///   preserve mode, until the update either carries it or rolls back.
+    public func stop(_ service: Service, keepingStore: Bool = false) {
         service.startAfterStop = false
+        if keepingStore { service.holdStoreForLiveUpdate = true }
         stopProcesses(service)
+    }
+
+    /// Ends a live update's hold on `service`'s store (after a rollback restarted it, or if it never ran).
+    public func releaseLiveUpdateHold(_ service: Service) {
+        service.holdStoreForLiveUpdate = false
     }
 
     /// Stops and starts again; the store is kept across it whatever FileDescriptorStorePreserve= says
@@ -242,6 +251,10 @@ extension Manager {
         cancelTimer(service)
         let preserve = service.config.fdStorePreserve
         let releaseStore: Bool
+        if service.holdStoreForLiveUpdate {
+            setState(service, failed ? .failed : (service.store.isEmpty ? .dead : .pinned))
+            return
+        }
         switch preserve {
         case .no: releaseStore = true
         case .restart: releaseStore = !keepStore

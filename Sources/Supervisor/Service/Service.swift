@@ -31,6 +31,9 @@ public final class Service {
     var stopRequested = false
     /// Start again once the stop completes (restart).
     var startAfterStop = false
+    /// Keep the store whatever FileDescriptorStorePreserve= says: a live update is stopping the
+    /// unit, and if it fails the unit starts again with everything it stored.
+    var holdStoreForLiveUpdate = false
     /// The restart-delay or stop-timeout timer, when one is armed.
     var timer: TimerFD?
 

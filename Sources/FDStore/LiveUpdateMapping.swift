@@ -1,0 +1,297 @@
+import FerrySystem
+
+/// The document stored at token 0 of Ferry's LUO session: which unit gets which fd back, in
+/// systemd's v1 format (reference-systemd.md §2.2), so the two can read each other's mapping:
+///
+///     {"version":1,"state":{"kexecsCount":0,...},"units":{"a.service":{"fdstore":[
+///       {"type":"fd","name":"state","token":1},
+///       {"type":"luo_session","name":"vm0","sessionName":"a-vm0"}]}}}
+///
+/// Reading is tolerant: unknown keys are ignored, unsigned numbers may be decimal strings, null
+/// means unset, and every bad entry is reported and skipped instead of failing the whole document.
+public struct LiveUpdateMapping: Sendable, Equatable {
+    public static let version: UInt64 = 1
+    /// Token of the mapping memfd itself; never a stored fd's token.
+    public static let mappingToken: UInt64 = 0
+    /// Larger documents are refused unread (a hostile or corrupt mapping must not exhaust memory).
+    public static let maximumSize = 16 << 20
+
+    public enum Entry: Sendable, Equatable {
+        case fd(name: String, token: UInt64)
+        case session(name: String, sessionName: String)
+
+        public var name: String {
+            switch self {
+            case .fd(let name, _), .session(let name, _): name
+            }
+        }
+    }
+
+    /// Units in document order, each with its entries in store order.
+    public var units: [(unit: String, entries: [Entry])]
+    /// `state`, kept verbatim (kexecsCount, Ferry's own keys, anything a newer writer added).
+    public var state: [String: JSONValue]
+
+    public init(units: [(unit: String, entries: [Entry])] = [], state: [String: JSONValue] = [:]) {
+        self.units = units
+        self.state = state
+    }
+
+    public static func == (a: LiveUpdateMapping, b: LiveUpdateMapping) -> Bool {
+        a.units.map(\.unit) == b.units.map(\.unit) && a.units.map(\.entries) == b.units.map(\.entries) && a.state == b.state
+    }
+
+    public var kexecsCount: UInt32 {
+        get { state["kexecsCount"].flatMap(Self.unsigned).map { UInt32(clamping: $0) } ?? 0 }
+        set { state["kexecsCount"] = .number(Double(newValue)) }
+    }
+
+    // MARK: - Writing
+
+    /// Compact JSON, units and entries in order (the JSON object keeps insertion order by hand).
+    public func encoded() -> [UInt8] {
+        var text = "{\"version\":\(Self.version)"
+        text += ",\"state\":" + JSONValue.object(state).encodedString()
+        let written = units.filter { !$0.entries.isEmpty }
+        if !written.isEmpty {
+            text += ",\"units\":{"
+            text += written.map { unit in
+                JSONValue.string(unit.unit).encodedString() + ":{\"fdstore\":["
+                    + unit.entries.map(Self.encode).joined(separator: ",") + "]}"
+            }.joined(separator: ",")
+            text += "}"
+        }
+        return Array((text + "}").utf8)
+    }
+
+    private static func encode(_ entry: Entry) -> String {
+        switch entry {
+        case .fd(let name, let token):
+            "{\"type\":\"fd\",\"name\":\(JSONValue.string(name).encodedString()),\"token\":\(token)}"
+        case .session(let name, let sessionName):
+            "{\"type\":\"luo_session\",\"name\":\(JSONValue.string(name).encodedString()),\"sessionName\":\(JSONValue.string(sessionName).encodedString())}"
+        }
+    }
+
+    // MARK: - Reading
+
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case tooLarge(Int)
+        case notJSON
+        case notAnObject
+        case missingVersion
+        case unsupportedVersion(UInt64)
+
+        public var description: String {
+            switch self {
+            case .tooLarge(let size): "mapping of \(size) bytes is larger than \(LiveUpdateMapping.maximumSize)"
+            case .notJSON: "mapping is not valid JSON"
+            case .notAnObject: "mapping is not a JSON object"
+            case .missingVersion: "mapping has no valid 'version'"
+            case .unsupportedVersion(let version): "mapping has unsupported version \(version) (this Ferry reads 1)"
+            }
+        }
+    }
+
+    /// What was read, and every problem met on the way (each names the unit and entry).
+    public struct Reading: Sendable {
+        public var mapping: LiveUpdateMapping
+        public var problems: [String]
+    }
+
+    /// Reads systemd's v1 format and its first merged format (a bare `{unit: [entries]}` object).
+    public static func decode(_ bytes: [UInt8], isValidUnit: (String) -> Bool) -> Result<Reading, Failure> {
+        guard bytes.count <= maximumSize else { return .failure(.tooLarge(bytes.count)) }
+        guard let root = JSONValue.parse(bytes) else { return .failure(.notJSON) }
+        guard let object = root.object else { return .failure(.notAnObject) }
+        var problems: [String] = []
+        var mapping = LiveUpdateMapping()
+        let unitsObject: [String: JSONValue]
+        var order: [String]
+        if let version = object["version"] {
+            guard let number = unsigned(version) else { return .failure(.missingVersion) }
+            guard number <= Self.version else { return .failure(.unsupportedVersion(number)) }
+            mapping.state = object["state"]?.object ?? [:]
+            if let state = object["state"], state != .null, state.object == nil { problems.append("'state' is not an object, ignored") }
+            guard let units = object["units"] else { return .success(Reading(mapping: mapping, problems: problems)) }
+            guard let table = units.object else {
+                problems.append("'units' is not an object, nothing restored")
+                return .success(Reading(mapping: mapping, problems: problems))
+            }
+            unitsObject = table
+            order = Self.keyOrder(bytes, of: "units") ?? table.keys.sorted()
+        } else {
+            // The first merged format: the root is the units map, each value the entry array.
+            unitsObject = object.mapValues { .object(["fdstore": $0]) }
+            order = Self.keyOrder(bytes, of: nil) ?? object.keys.sorted()
+        }
+        order = order.filter { unitsObject[$0] != nil }
+        var seenTokens: Set<UInt64> = []
+        for unit in order {
+            guard isValidUnit(unit) else {
+                problems.append("unit '\(unit.prefix(100))': invalid unit name, skipped")
+                continue
+            }
+            guard let list = unitsObject[unit]?["fdstore"]?.array else {
+                problems.append("unit '\(unit)': 'fdstore' missing or not an array, skipped")
+                continue
+            }
+            var entries: [Entry] = []
+            for (index, item) in list.enumerated() {
+                switch entry(item) {
+                case .success(let entry):
+                    if case .fd(let name, let token) = entry {
+                        guard seenTokens.insert(token).inserted else {
+                            problems.append("unit '\(unit)' fd '\(name)': token \(token) used twice, skipped")
+                            continue
+                        }
+                    }
+                    entries.append(entry)
+                case .failure(let problem):
+                    problems.append("unit '\(unit)' entry \(index): \(problem.text), skipped")
+                }
+            }
+            mapping.units.append((unit, entries))
+        }
+        return .success(Reading(mapping: mapping, problems: problems))
+    }
+
+    struct Problem: Error { let text: String }
+
+    private static func entry(_ item: JSONValue) -> Result<Entry, Problem> {
+        guard let object = item.object else { return .failure(Problem(text: "not an object")) }
+        guard let type = object["type"]?.string else { return .failure(Problem(text: "no 'type'")) }
+        guard let name = object["name"]?.string else { return .failure(Problem(text: "no 'name'")) }
+        switch type {
+        case "fd":
+            guard let raw = object["token"], raw != .null, let token = unsigned(raw) else {
+                return .failure(Problem(text: "fd '\(name)' has no valid token"))
+            }
+            guard token != mappingToken else {
+                return .failure(Problem(text: "fd '\(name)' uses token 0, which is reserved for the mapping"))
+            }
+            return .success(.fd(name: name, token: token))
+        case "luo_session":
+            guard let sessionName = object["sessionName"]?.string, !sessionName.isEmpty else {
+                return .failure(Problem(text: "session '\(name)' has no 'sessionName'"))
+            }
+            return .success(.session(name: name, sessionName: sessionName))
+        default:
+            return .failure(Problem(text: "unknown type '\(type.prefix(40))'"))
+        }
+    }
+
+    /// An unsigned integer from a number or a decimal string.
+    static func unsigned(_ value: JSONValue) -> UInt64? {
+        switch value {
+        case .number(let number) where number >= 0 && number == number.rounded() && number < 1.8e19: UInt64(number)
+        case .string(let text): UInt64(text)
+        default: nil
+        }
+    }
+
+    /// The order of the keys of the `units` object (or of the root), as written: JSON objects
+    /// decode unordered, but systemd restores in document order.
+    static func keyOrder(_ bytes: [UInt8], of member: String?) -> [String]? {
+        var scanner = KeyScanner(bytes)
+        return scanner.keys(of: member)
+    }
+}
+
+/// Finds the keys of one object in JSON text, in order, without building the values.
+struct KeyScanner {
+    let bytes: [UInt8]
+    var position = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func keys(of member: String?) -> [String]? {
+        skipSpace()
+        guard peek() == UInt8(ascii: "{") else { return nil }
+        if member == nil { return objectKeys() }
+        position += 1
+        while true {
+            skipSpace()
+            guard let key = string() else { return nil }
+            skipSpace()
+            guard take(UInt8(ascii: ":")) else { return nil }
+            skipSpace()
+            if key == member { return peek() == UInt8(ascii: "{") ? objectKeys() : nil }
+            guard skipValue() else { return nil }
+            skipSpace()
+            if take(UInt8(ascii: ",")) { continue }
+            return nil
+        }
+    }
+
+    private mutating func objectKeys() -> [String]? {
+        guard take(UInt8(ascii: "{")) else { return nil }
+        var keys: [String] = []
+        skipSpace()
+        if take(UInt8(ascii: "}")) { return keys }
+        while true {
+            skipSpace()
+            guard let key = string() else { return nil }
+            keys.append(key)
+            skipSpace()
+            guard take(UInt8(ascii: ":")) else { return nil }
+            skipSpace()
+            guard skipValue() else { return nil }
+            skipSpace()
+            if take(UInt8(ascii: ",")) { continue }
+            return take(UInt8(ascii: "}")) ? keys : nil
+        }
+    }
+
+    private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
+    private mutating func take(_ byte: UInt8) -> Bool {
+        guard peek() == byte else { return false }
+        position += 1
+        return true
+    }
+    private mutating func skipSpace() {
+        while let byte = peek(), byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { position += 1 }
+    }
+
+    private mutating func string() -> String? {
+        let start = position
+        guard take(UInt8(ascii: "\"")) else { return nil }
+        while let byte = peek() {
+            position += 1
+            if byte == UInt8(ascii: "\\") { position += 1 } else if byte == UInt8(ascii: "\"") {
+                return JSONValue.parse(Array(bytes[start..<position]))?.string
+            }
+        }
+        return nil
+    }
+
+    /// Skips one value; depth-limited so hostile nesting cannot overflow the stack.
+    private mutating func skipValue(depth: Int = 0) -> Bool {
+        guard depth < 256, let byte = peek() else { return false }
+        switch byte {
+        case UInt8(ascii: "\""): return string() != nil
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            position += 1
+            skipSpace()
+            if take(close) { return true }
+            while true {
+                skipSpace()
+                if byte == UInt8(ascii: "{") {
+                    guard string() != nil else { return false }
+                    skipSpace()
+                    guard take(UInt8(ascii: ":")) else { return false }
+                    skipSpace()
+                }
+                guard skipValue(depth: depth + 1) else { return false }
+                skipSpace()
+                if take(UInt8(ascii: ",")) { continue }
+                return take(close)
+            }
+        default:
+            while let next = peek(), ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x0A, 0x0D, 0x09].contains(next) {
+                position += 1
+            }
+            return true
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import FDStore
+import FerrySystem
+import LiveUpdate
+import Logging
+import Supervisor
+import SystemPackage
+
+extension LiveUpdateOrchestrator {
+    /// On a fresh boot (never after a re-exec): takes Ferry's session back, puts every fd into its
+    /// unit's store (placeholders for units without a file), finishes Ferry's session (never a
+    /// service's), bumps the kexec counter, then starts the units that ran before the update.
+    ///
+    /// Nothing here is fatal: what cannot be restored is reported by unit and name.
+    @discardableResult
+    public func restoreAfterBoot(startUnits: Bool = true) -> RestoreReport {
+        var report = RestoreReport()
+        let started = MonotonicClock.microseconds()
+        defer { lastRestoreStorage = report }
+        let device: LiveUpdateDevice
+        do throws(LiveUpdateError) {
+            device = try LiveUpdateDevice.open(backend)
+        } catch {
+            if case .unavailable = error.kind {
+                logger.debug("no /dev/liveupdate, skipping LUO fd store restoration: \(error)")
+            } else {
+                logger.warning("cannot open /dev/liveupdate, nothing restored: \(error)")
+                report.problems.append("\(error)")
+            }
+            return report
+        }
+        let session: LiveUpdateSession
+        do throws(LiveUpdateError) {
+            session = try device.retrieveSession(named: sessionName)
+        } catch {
+            if error.errno == .noSuchFileOrDirectory {
+                logger.debug("no LUO session '\(sessionName)', skipping fd store restoration")
+            } else {
+                logger.warning("cannot retrieve LUO session '\(sessionName)': \(error)")
+                report.problems.append("\(error)")
+            }
+            return report
+        }
+        report.found = true
+        logger.info("found LUO session '\(sessionName)', restoring fd stores")
+        guard let mapping = readMapping(session, report: &report) else {
+            finish(session)
+            return report
+        }
+        report.kexecCount = mapping.kexecsCount &+ 1
+        manager.kexecCount = report.kexecCount
+        for (unit, entries) in mapping.units {
+            guard let name = UnitName(unit) else { continue }
+            for entry in entries { restore(entry, unit: name, session: session, device: device, report: &report) }
+        }
+        finish(session)
+        _ = consume device
+        let ferry = mapping.state["ferry"]?.object ?? [:]
+        adoptTimings(ferry, into: &report, restoreStarted: started)
+        report.timings.restore = MonotonicClock.microseconds() - started
+        logger.info("restored \(report.restored.count) fd(s) total from LUO session '\(sessionName)'; kexec count \(report.kexecCount)")
+        for problem in report.problems { logger.warning("restore: \(problem)") }
+        if startUnits {
+            let names = (ferry["activeUnits"]?.array ?? []).compactMap { $0.string.flatMap(UnitName.init) }
+            startRestored(names, report: &report)
+        }
+        return report
+    }
+
+    /// The restore report of this boot, updated when the first service is ready.
+    public var lastRestoreReport: RestoreReport? { lastRestoreStorage }
+
+    private func readMapping(_ session: borrowing LiveUpdateSession, report: inout RestoreReport) -> LiveUpdateMapping? {
+        let bytes: [UInt8]
+        do {
+            let fd = try session.retrieve(token: LiveUpdateMapping.mappingToken)
+            let size = try FileIO.size(of: fd.borrowed)
+            guard size <= Int64(LiveUpdateMapping.maximumSize) else {
+                report.problems.append("mapping of \(size) bytes is larger than \(LiveUpdateMapping.maximumSize), nothing restored")
+                return nil
+            }
+            bytes = try FileIO.readAll(fd.borrowed)
+        } catch {
+            report.problems.append("cannot read the mapping at token 0: \(error); nothing restored")
+            return nil
+        }
+        switch LiveUpdateMapping.decode(bytes, isValidUnit: { UnitName($0) != nil }) {
+        case .success(let reading):
+            report.problems += reading.problems
+            return reading.mapping
+        case .failure(let failure):
+            report.problems.append("\(failure); nothing restored")
+            return nil
+        }
+    }
+
+    private func restore(_ entry: LiveUpdateMapping.Entry, unit: UnitName, session: borrowing LiveUpdateSession,
+                         device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
+        switch entry {
+        case .fd(let name, let token):
+            do throws(LiveUpdateError) {
+                let fd = try session.retrieve(token: token)
+                guard manager.attachExternal(fd, to: unit, name: name, origin: "LUO") else {
+                    report.problems.append("unit \(unit) fd '\(name)' (token \(token)): its store refused it")
+                    return
+                }
+                report.restored.append(.init(unit: unit.full, name: name, type: "fd", token: token))
+                logger.debug("restored fd '\(name)' of \(unit)")
+            } catch {
+                report.problems.append("unit \(unit) fd '\(name)' token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")")
+            }
+        case .session(let name, let sessionName):
+            do throws(LiveUpdateError) {
+                let owned = try device.retrieveSession(named: sessionName)
+                guard manager.attachExternal(owned.releaseDescriptor(), to: unit, name: name, origin: "LUO") else {
+                    report.problems.append("unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it")
+                    return
+                }
+                report.restored.append(.init(unit: unit.full, name: name, type: "luo_session", sessionName: sessionName))
+                logger.info("retrieved LUO session '\(sessionName)' for unit \(unit) fd store '\(name)'")
+            } catch {
+                report.problems.append("unit \(unit) session '\(sessionName)' (fd name '\(name)'): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")")
+            }
+        }
+    }
+
+    /// FINISH Ferry's own session: tokens never retrieved are discarded by the kernel now.
+    private func finish(_ session: consuming LiveUpdateSession) {
+        do throws(LiveUpdateError) { try session.finish() } catch {
+            logger.warning("FINISH of LUO session '\(sessionName)' failed (the kernel keeps its data until the next update): \(error)")
+        }
+    }
+
+    private func adoptTimings(_ ferry: [String: JSONValue], into report: inout RestoreReport, restoreStarted: UInt64) {
+        if let before = ferry["timings"]?.decode(LiveUpdateTimings.self) { report.timings = before }
+        let finish = ferry["shutdownFinish"]?.number.map { UInt64($0) }
+        if let start = ferry["shutdownStart"]?.number { report.previousShutdown["start"] = UInt64(start) }
+        if let finish { report.previousShutdown["finish"] = finish }
+        // In a rehearsal the monotonic clock runs on; after a real kexec it starts again at boot.
+        if ferry["bootID"]?.string == Self.bootID(), let finish, restoreStarted >= finish {
+            report.timings.kexec = restoreStarted - finish
+        } else {
+            report.timings.kexec = restoreStarted
+        }
+    }
+
+    private func startRestored(_ names: [UnitName], report: inout RestoreReport) {
+        let restoreEnd = MonotonicClock.microseconds()
+        var firstReady: UInt64?
+        let observerIndex = manager.stateObservers.count
+        manager.stateObservers.append { [weak self] service in
+            guard firstReady == nil, service.state.active == .active || service.state == .pinned else { return }
+            firstReady = MonotonicClock.microseconds() - restoreEnd
+            self?.lastRestoreStorage?.timings.ready = firstReady
+        }
+        for name in names {
+            let service = manager.service(name)
+            guard !service.isStub else {
+                report.problems.append("unit \(name) ran before the update but has no unit file now; not started")
+                continue
+            }
+            do throws(ManagerError) {
+                try manager.start(service)
+                report.startedUnits.append(name.full)
+            } catch {
+                report.problems.append("unit \(name) could not start after the update: \(error.message)")
+            }
+        }
+        report.timings.ready = firstReady
+        _ = observerIndex
+    }
+}

@@ -1,0 +1,170 @@
+import ArgumentParser
+import FerryControl
+import FerrySystem
+import LiveUpdate
+import LiveUpdateEmulator
+import Logging
+import Orchestrator
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ferryctl demo`: Ferry's main job end to end, on any machine. In a temporary folder it starts
+/// the LUO emulator and ferryd with two example services, rehearses a live update, checks every
+/// byte came back, and prints the timing of each phase. The exit status says whether it verified.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Rehearse a live update with example services and verify every byte.")
+
+    @Option(help: "Bytes of state per example service.") var size: Int = 4 << 20
+    @Option(help: "Emulated behaviour level.") var profile: String = "7.2"
+    @Flag(help: "Keep the temporary folder (units, logs).") var keep = false
+
+    func run() throws {
+        guard let level = BehaviourLevel(rawValue: profile) else { throw ValidationError("unknown profile \(profile)") }
+        ResourceLimits.raiseDescriptorLimit()
+        let folder = makeTemporaryFolder()
+        defer { if !keep { removeTree(folder) } }
+        print("ferry demo in \(folder)")
+
+        var logger = Logger(label: "ferry.luo-emulator")
+        logger.logLevel = .warning
+        let emulatorPath = "\(folder)/luo-emulator.sock"
+        let emulator = try EmulatorHost(socketPath: emulatorPath, profile: EmulatorProfile(level), logger: logger)
+        defer { emulator.stop() }
+        print("  LUO emulator (profile \(profile)) at \(emulatorPath)")
+
+        let me = selfPath()
+        mkdir("\(folder)/units", 0o755)
+        writeFile("\(folder)/units/demo-cache.service", """
+            [Unit]
+            Description=keeps its cache in a memfd in the fd store
+            [Service]
+            Type=notify
+            ExecStart=\(me) demo-service cache --size \(size) --seed 11
+            FileDescriptorStoreMax=4
+            FileDescriptorStorePreserve=yes
+            """)
+        writeFile("\(folder)/units/demo-vmm.service", """
+            [Unit]
+            Description=owns a LUO session with its guest memory, like a VM monitor
+            [Service]
+            Type=notify
+            ExecStart=\(me) demo-service vmm --size \(size) --seed 23
+            FileDescriptorStoreMax=4
+            FileDescriptorStorePreserve=yes
+            """)
+        let ferrydPath = String(me.dropLast("ferryctl".count)) + "ferryd"
+        let log = "\(folder)/ferryd.log"
+        let ferryd = try spawn([ferrydPath, "--units", "\(folder)/units", "--runtime-dir", "\(folder)/run",
+                                "--liveupdate-emulator", emulatorPath], output: log)
+        defer {
+            kill(ferryd, SIGTERM)
+            var status: CInt = 0
+            waitpid(ferryd, &status, 0)
+        }
+        let control = "\(folder)/run/control"
+        guard waitFor({ call(control, "GetManager") != nil }) else { throw failure("ferryd did not start; see \(log)") }
+        print("  ferryd started (pid \(ferryd))")
+
+        for unit in ["demo-cache.service", "demo-vmm.service"] {
+            guard let reply = call(control, "StartUnit", ["name": .string(unit)]), reply.error == nil else {
+                throw failure("\(unit) did not start; see \(log)")
+            }
+            print("  \(unit): \(status(control, unit))")
+        }
+
+        print("  rehearsing the live update (simulated kexec; every service killed; ferryd restarted)")
+        let outcome = try LiveUpdateClient.run(control: control, ["rehearse": .bool(true)])
+        guard outcome.succeeded, let restore = outcome.restore else {
+            print(outcome.text)
+            throw failure("the rehearsal failed; see \(log)")
+        }
+        var verified = true
+        for unit in ["demo-cache.service", "demo-vmm.service"] {
+            _ = waitFor { status(control, unit).hasPrefix("verified") || status(control, unit).hasPrefix("MISMATCH") }
+            let text = status(control, unit)
+            print("  \(unit): \(text)")
+            verified = verified && text == "verified \(size) bytes"
+        }
+        print(LiveUpdateClient.timingTable(restore.timings))
+        print("kexec count \(restore.kexecCount); restored \(restore.restored.count) fd store entr\(restore.restored.count == 1 ? "y" : "ies")")
+        guard verified else { throw failure("some bytes did not come back") }
+        print("demo: verified: every byte came back")
+    }
+
+    private func failure(_ text: String) -> ExitCode {
+        printError("demo: \(text)")
+        return ExitCode(1)
+    }
+
+    private func status(_ control: String, _ unit: String) -> String {
+        call(control, "GetUnit", ["name": .string(unit)])?.parameters["unit"]?["status"]?.string ?? "-"
+    }
+
+    private func call(_ control: String, _ method: String, _ parameters: [String: JSONValue] = [:]) -> Varlink.Reply? {
+        guard var client = try? VarlinkClient(path: control) else { return nil }
+        return try? client.call(Varlink.Call(method: "io.ferry.Manager.\(method)", parameters: parameters))
+    }
+
+    private func waitFor(seconds: Int = 30, _ condition: () -> Bool) -> Bool {
+        let deadline = MonotonicClock.now() + .seconds(Int64(seconds))
+        while MonotonicClock.now() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+}
+
+func selfPath() -> String {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count)
+    return String(decoding: buffer[0..<max(count, 0)], as: UTF8.self)
+}
+
+func makeTemporaryFolder() -> String {
+    var template = Array("/tmp/ferry-demo.XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+}
+
+func writeFile(_ path: String, _ text: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return }
+    let owned = OwnedFD(adopting: fd)
+    try? FileIO.writeAll(owned.borrowed, Array(text.utf8))
+}
+
+func removeTree(_ path: String) {
+    _ = try? spawn(["/bin/rm", "-rf", path], output: "/dev/null", wait: true)
+}
+
+/// posix_spawn with stdout and stderr to `output`.
+@discardableResult
+func spawn(_ arguments: [String], output: String, wait: Bool = false) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var environment: [String] = []
+    var index = 0
+    while let entry = environ[index] {
+        environment.append(String(cString: entry))
+        index += 1
+    }
+    let envp = environment.map { strdup($0) } + [nil]
+    defer { envp.forEach { free($0) } }
+    var pid: pid_t = 0
+    let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+    guard result == 0 else { throw SystemCallError("posix_spawn(\(arguments[0]))", Errno(rawValue: result)) }
+    if wait {
+        var status: CInt = 0
+        waitpid(pid, &status, 0)
+    }
+    return pid
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import FerryControl
+import FerrySystem
+import Orchestrator
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ferryctl kexec`: a live update through ferryd.
+struct KexecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kexec",
+        abstract: "Live-update into a new kernel, keeping every preserved fd store (or rehearse it).",
+        discussion: """
+            Stops the units, preserves the stores of units with FileDescriptorStorePreserve=yes or \
+            on-success in Ferry's LUO session, and reboots into the loaded kernel. Anything that fails \
+            before the reboot is rolled back: the units start again with their stores. With --rehearse \
+            (ferryd running against the LUO emulator) the reboot is a simulated kexec, ferryd starts \
+            again as on a fresh boot, restores, and the phase timings are printed.
+            """)
+
+    @OptionGroup var options: ControlOptions
+    @Option(help: "The kernel image to load with kexec_file_load.") var kernel: String?
+    @Option(help: "The initrd for --kernel.") var initrd: String?
+    @Option(help: "The new kernel's command line.") var append: String?
+    @Flag(help: "Use this kernel's command line.") var reuseCmdline = false
+    @Flag(help: "Rehearse against the emulator instead of rebooting.") var rehearse = false
+
+    func run() throws {
+        var parameters: [String: JSONValue] = ["rehearse": .bool(rehearse), "reuseCommandLine": .bool(reuseCmdline)]
+        if let kernel { parameters["kernel"] = .string(kernel) }
+        if let initrd { parameters["initrd"] = .string(initrd) }
+        if let append { parameters["commandLine"] = .string(append) }
+        let outcome = try LiveUpdateClient.run(control: options.path, parameters)
+        if options.json {
+            print(outcome.json.encodedString())
+        } else {
+            print(outcome.text)
+        }
+        if !outcome.succeeded { throw ExitCode(1) }
+    }
+}
+
+/// Drives a live update over Varlink and follows it to the end.
+enum LiveUpdateClient {
+    struct Outcome {
+        var succeeded: Bool
+        var text: String
+        var json: JSONValue
+        var restore: RestoreReport?
+    }
+
+    static func run(control: String, _ parameters: [String: JSONValue]) throws -> Outcome {
+        var client: VarlinkClient
+        do throws(SystemCallError) { client = try VarlinkClient(path: control) } catch {
+            printError("ferryctl: ferryd is not running (cannot connect to \(control): \(error.errno.symbolicName))")
+            throw ExitCode(3)
+        }
+        let reply: Varlink.Reply
+        do throws(SystemCallError) {
+            reply = try client.call(Varlink.Call(method: "io.ferry.Manager.Kexec", parameters: parameters))
+        } catch {
+            // The connection died with the old kernel: that is what a successful kexec looks like.
+            return Outcome(succeeded: true, text: "ferryd is rebooting into the new kernel", json: .object(["rebooting": .bool(true)]))
+        }
+        let report = reply.parameters["report"]?.decode(LiveUpdateReport.self)
+        if let error = reply.error {
+            var text = "live update failed and was rolled back: \(report?.failure ?? error)"
+            for skipped in report?.skipped ?? [] { text += "\n  skipped: \(skipped)" }
+            if error.hasSuffix("PermissionDenied") {
+                printError("ferryctl: Kexec needs root")
+                throw ExitCode(4)
+            }
+            return Outcome(succeeded: false, text: text, json: .object(reply.parameters))
+        }
+        guard parameters["rehearse"]?.bool == true else {
+            return Outcome(succeeded: true, text: "rebooting", json: .object(reply.parameters))
+        }
+        // The rehearsal goes on in a new ferryd: wait until it restored and a service is ready.
+        var restore: RestoreReport?
+        let deadline = MonotonicClock.now() + .seconds(120)
+        while MonotonicClock.now() < deadline {
+            usleep(20_000)
+            guard var next = try? VarlinkClient(path: control),
+                let answer = try? next.call(Varlink.Call(method: "io.ferry.Manager.GetLiveUpdate")),
+                let found = answer.parameters["restore"]?.decode(RestoreReport.self), found.found
+            else { continue }
+            restore = found
+            if found.timings.ready != nil || found.startedUnits.isEmpty { break }
+        }
+        guard let restore else {
+            return Outcome(succeeded: false, text: "ferryd did not come back after the simulated kexec", json: .null)
+        }
+        var text = "rehearsed live update: \(report?.preserved.count ?? 0) entr\(report?.preserved.count == 1 ? "y" : "ies") preserved, \(restore.restored.count) restored, kexec count \(restore.kexecCount)\n"
+        text += timingTable(restore.timings)
+        for skipped in report?.skipped ?? [] { text += "\n  skipped: \(skipped)" }
+        for problem in restore.problems { text += "\n  not restored: \(problem)" }
+        return Outcome(succeeded: restore.problems.isEmpty && (report?.skipped.isEmpty ?? true), text: text,
+                       json: .object(["update": reply.parameters["report"] ?? .null, "restore": JSONValue.from(restore)]),
+                       restore: restore)
+    }
+
+    static func timingTable(_ timings: LiveUpdateTimings) -> String {
+        var rows = timings.rows.map { [$0.0, $0.1.map { String(format3: $0) } ?? "-"] }
+        if let blackout = timings.blackout { rows.append(["blackout (stop → ready)", String(format3: Double(blackout) / 1000)]) }
+        return table(["PHASE", "MS"], rows)
+    }
+}
+
+extension String {
+    /// A number of milliseconds with 3 decimals.
+    init(format3 value: Double) {
+        let scaled = Int((value * 1000).rounded())
+        let fraction = String(abs(scaled) % 1000)
+        self = "\(scaled / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import FerrySystem
+import LiveUpdate
+import ServiceKit
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ferryctl test-service`: the service of the live-update scenario (reference-systemd.md §6), the
+/// same behaviour as systemd's test-luo, written with ServiceKit.
+struct TestServiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test-service", abstract: "A service for live-update tests (store, check, store-hijack, check-hijack).",
+        shouldDisplay: false)
+
+    @Argument(help: "store, check, store-hijack or check-hijack.") var mode: String
+    @Argument(help: "Prefix of the service-owned session's name.") var prefix: String = "luosession"
+    @Option(help: "The name of Ferry's own session, for the hijack modes.") var hijackName: String = "ferry"
+
+    static let data = ["testfd1": "liveupdate-test-data-1", "testfd2": "liveupdate-test-data-2"]
+    static let sessionData = "luo-session-memfd-test-data"
+
+    func run() throws {
+        do {
+            switch mode {
+            case "store": try store()
+            case "check": try check()
+            case "store-hijack": try storeHijack()
+            case "check-hijack": try checkHijack()
+            default: throw ValidationError("unknown mode \(mode)")
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("test-service \(mode): \(error)")
+            throw ExitCode(1)
+        }
+        print("test-service \(mode) \(prefix): ok")
+    }
+
+    private func store() throws {
+        for (name, text) in Self.data.sorted(by: { $0.key < $1.key }) {
+            let memfd = try Memfd.create(name: name, contents: Array(text.utf8))
+            try Memfd.addSeals([.shrink, .grow, .write, .seal], to: memfd.borrowed)
+            try Notifier.store(memfd.borrowed, name: name)
+        }
+        let session = try OwnedSessions.create(named: "\(prefix)-direct")
+        let memfd = try Memfd.create(name: "luo-session-memfd", contents: Array(Self.sessionData.utf8))
+        try session.preserve(memfd.borrowed, token: 42)
+        try Notifier.store(session.descriptor.borrowed, name: "\(prefix)-direct")
+        try Notifier.barrier()
+    }
+
+    private func check() throws {
+        var listened = ListenedDescriptors.take()
+        guard listened.count > 0 else { throw Failure("no LISTEN_FDS") }
+        for (name, text) in Self.data {
+            guard let fd = listened.descriptor(named: name) else { throw Failure("\(name) missing from \(listened.names)") }
+            let contents = try FileIO.readAll(FileDescriptor(rawValue: fd))
+            guard contents == Array(text.utf8) else { throw Failure("\(name) holds '\(String(decoding: contents, as: UTF8.self))'") }
+            try Notifier.remove(name: name)
+        }
+        guard let sessionFD = listened.take(named: "\(prefix)-direct") else {
+            throw Failure("\(prefix)-direct missing from \(listened.names)")
+        }
+        let session = try LiveUpdateSession.adopt(sessionFD)
+        let restored = try session.retrieve(token: 42)
+        let contents = try FileIO.readAll(restored.borrowed)
+        guard contents == Array(Self.sessionData.utf8) else { throw Failure("session memfd holds '\(String(decoding: contents, as: UTF8.self))'") }
+        try session.finish()
+        try Notifier.remove(name: "\(prefix)-direct")
+        try Notifier.barrier()
+    }
+
+    private func storeHijack() throws {
+        let session = try OwnedSessions.create(named: hijackName)
+        let memfd = try Memfd.create(name: "hijack", contents: Array("hijack".utf8))
+        try session.preserve(memfd.borrowed, token: 99)
+        try Notifier.store(session.descriptor.borrowed, name: "hijackfd")
+        try Notifier.barrier()
+    }
+
+    private func checkHijack() throws {
+        let listened = ListenedDescriptors.take()
+        if listened.names.contains("hijackfd") { throw Failure("hijackfd was restored") }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+}

@@ -1,0 +1,48 @@
+import CFerry
+import FerrySystem
+import Supervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What ferryd does as PID 1: mount the essential file systems, end every other process before a
+/// kexec, power off at the end. (Reaping orphans is the SIGCHLD loop's job everywhere.)
+enum InitDuties {
+    static func mountEssentials() {
+        let mounts: [(String, String, String)] = [
+            ("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/run", "tmpfs"),
+        ]
+        for (source, target, type) in mounts {
+            mkdir(target, 0o755)
+            if mount(source, target, type, 0, nil) != 0 && errno != EBUSY {
+                printError("ferryd: mounting \(type) on \(target) failed: errno \(errno)")
+            }
+        }
+    }
+
+    /// SIGKILL to every service's process group.
+    static func killServices(_ manager: Manager) {
+        for service in manager.services.values {
+            if let group = service.processGroup { Processes.signalGroup(group, SIGKILL) }
+        }
+    }
+
+    /// Before the kexec, ferryd is the last process standing.
+    static func endOtherProcesses(_ manager: Manager) {
+        killServices(manager)
+        if getpid() == 1 {
+            kill(-1, SIGKILL)  // every process but init
+            var status: CInt = 0
+            while waitpid(-1, &status, 0) > 0 || errno == EINTR {}
+        }
+        sync()
+    }
+
+    static func powerOff() -> Never {
+        sync()
+        _ = ferry_reboot(UInt32(LINUX_REBOOT_CMD_POWER_OFF))
+        _ = ferry_reboot(UInt32(LINUX_REBOOT_CMD_RESTART))
+        exit(0)
+    }
+}
