@@ -117,7 +117,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "FDStore", "FerrySystem", "FerryControl", "FerryTestSupport", "ferryd", "ferryctl"],
+            dependencies: ["Supervisor", "FDStore", "FerrySystem", "FerryControl", "FerryTestSupport", "ferryd", "ferryctl", "LiveUpdate", "LiveUpdateEmulator"],
             exclude: []
         ),
         .testTarget(

@@ -146,6 +146,7 @@ public final class LiveUpdateOrchestrator {
     private func collectStores() -> ([Carried], [String]) {
         var carried: [Carried] = []
         var skipped: [String] = []
+        var infringing: [(Service, UInt64)] = []
         for service in manager.services.values.sorted(by: { $0.name < $1.name })
         where service.config.fdStorePreserve.outlivesProcess && !service.store.isEmpty {
             for entry in service.store.entries {
@@ -162,14 +163,18 @@ public final class LiveUpdateOrchestrator {
                     continue
                 }
                 if sessionName == self.sessionName {
-                    let text = "unit \(service.name) fd '\(entry.name)': session '\(sessionName)' infringes Ferry's namespace, skipped"
+                    // Held open it would make Ferry's own CREATE_SESSION fail with EEXIST, so it is
+                    // dropped now; it could never be told apart from Ferry's session after boot.
+                    let text = "unit \(service.name) fd '\(entry.name)': session '\(sessionName)' infringes Ferry's namespace, dropped"
                     logger.warning("\(text)")
                     skipped.append(text)
+                    infringing.append((service, entry.id))
                     continue
                 }
                 carried.append(Carried(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName))
             }
         }
+        for (service, id) in infringing { manager.dropStored(id: id, from: service) }
         let notCarried = manager.services.values.filter { !$0.config.fdStorePreserve.outlivesProcess && !$0.store.isEmpty }
         for service in notCarried {
             skipped.append("unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))")

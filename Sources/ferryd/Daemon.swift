@@ -97,6 +97,10 @@ final class Daemon {
     /// A live update; on success this process is replaced (rehearsal) or the machine reboots.
     private func liveUpdate(_ request: KexecRequest, _ responder: VarlinkServer.Responder) {
         let report = orchestrator.run(request) { prepared in
+            // Fault injection for the rollback tests: the reboot "fails" with this errno.
+            if let injected = getenv("FERRYD_TEST_FAIL_REBOOT").map({ String(cString: $0) }) {
+                return "reboot(LINUX_REBOOT_CMD_KEXEC): \(injected) (injected by FERRYD_TEST_FAIL_REBOOT)"
+            }
             if request.rehearse {
                 guard let emulator = (orchestrator.backend as? EmulatorBackend)?.socketPath else { return "no emulator" }
                 do throws(SystemCallError) {

@@ -42,7 +42,8 @@ public final class FerrydInstance: @unchecked Sendable {
     public var notify: String { "\(directory.path)/run/notify" }
 
     /// Writes `units` (name → text) and starts ferryd on them; returns once it answers.
-    public init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = []) throws {
+    public init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = [],
+                environment: [String] = []) throws {
         directory = TemporaryDirectory("ferryd-test")
         for (name, text) in files { directory.write("units/\(name)", text) }
         directory.write("units/.keep", "")
@@ -51,7 +52,7 @@ public final class FerrydInstance: @unchecked Sendable {
         directory.write("shared/.keep", "")
         chmod("\(directory.path)/shared", 0o1777)
         child = try Child.spawn(launcher + [ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
-                                 "--log-level", "debug"] + extraArguments)
+                                 "--log-level", "debug"] + extraArguments, environment: environment)
         for _ in 0..<200 {
             if (try? call("GetManager")) != nil { return }
             usleep(20_000)

@@ -46,7 +46,9 @@ import Glibc
         let environment = ["ARGS": "x  y", "NAME": "ferry"]
         let command = try ExecCommand.parse(#"-/bin/echo $ARGS pre-${NAME}-post "$NAME""#, environment: environment).get()
         #expect(command.ignoreFailure)
-        #expect(command.arguments == ["/bin/echo", "x", "y", "pre-ferry-post", "ferry"])
+        #expect(command.expandedArguments(environment) == ["/bin/echo", "x", "y", "pre-ferry-post", "ferry"])
+        let defaults = try ExecCommand.parse(#"/bin/echo ${UNSET:-zero} ${NAME:+set} ${bad-name}"#, environment: [:]).get()
+        #expect(defaults.expandedArguments(["NAME": "x"]) == ["/bin/echo", "zero", "set", "${bad-name}"])
         let argv0 = try ExecCommand.parse("@/bin/sh myname -c true", environment: [:]).get()
         #expect(argv0.path == "/bin/sh")
         #expect(argv0.arguments == ["myname", "-c", "true"])

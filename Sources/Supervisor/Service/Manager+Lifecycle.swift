@@ -114,7 +114,13 @@ extension Manager {
         if service.config.user != nil || service.config.group != nil {
             identity = try Accounts.resolve(user: service.config.user, group: service.config.group)
         }
-        return SpawnRequest(path: command.path, arguments: command.arguments, environment: environment,
+        if !listen.isEmpty { environment.append("LISTEN_PID=0") }  // for expansion only; the child writes its own
+        let variables = Dictionary(environment.compactMap { entry -> (String, String)? in
+            guard let equals = entry.firstIndex(of: "=") else { return nil }
+            return (String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+        }, uniquingKeysWith: { _, last in last })
+        environment.removeAll { $0 == "LISTEN_PID=0" }
+        return SpawnRequest(path: command.path, arguments: command.expandedArguments(variables), environment: environment,
                             listenDescriptors: listen, setListenPID: !listen.isEmpty, standardIO: [-1, 2, 2],
                             workingDirectory: service.config.workingDirectory, identity: identity)
     }

@@ -47,6 +47,12 @@ extension Manager {
         return removed.count
     }
 
+    /// Removes one entry (closing it).
+    public func dropStored(id: UInt64, from service: Service) {
+        if let entry = service.store.remove(id: id) { release([entry]) }
+        unpinIfEmpty(service)
+    }
+
     /// Forgets entries taken out of a store: unwatches them, then lets them close.
     func release(_ entries: [FDStore.Entry]) {
         for entry in entries where storeWatches.removeValue(forKey: entry.fd) != nil { loop.unwatch(entry.fd) }

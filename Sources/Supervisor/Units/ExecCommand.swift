@@ -6,14 +6,23 @@ import Glibc
 public struct ExecCommand: Sendable, Equatable {
     /// The program to execute (absolute, or found in the fixed search path).
     public var path: String
-    /// argv, argv[0] included.
+    /// argv, argv[0] included, before variable expansion (which happens at spawn time, with the
+    /// process's final environment, as systemd does).
     public var arguments: [String]
     /// `-` prefix: a non-zero exit counts as success.
     public var ignoreFailure: Bool
+    /// False with the `:` prefix.
+    public var expandsVariables: Bool = true
+
+    /// argv with `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}` expanded from `environment`.
+    public func expandedArguments(_ environment: [String: String]) -> [String] {
+        guard expandsVariables else { return arguments }
+        return [arguments[0]] + arguments.dropFirst().flatMap { Self.expandVariables($0, environment) }
+    }
 
     static let searchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 
-    /// Parses `value`; `$VAR` and `${VAR}` expand from `environment` (unless the `:` prefix is given).
+    /// Parses `value`; the program itself may use variables from `environment` (Environment=).
     static func parse(_ value: String, environment: [String: String]) -> Result<ExecCommand, ParseError> {
         var text = Substring(value)
         var ignoreFailure = false
@@ -34,14 +43,14 @@ public struct ExecCommand: Sendable, Equatable {
         } catch {
             return .failure(ParseError("cannot parse command line: \(error)"))
         }
-        if expand { words = words.flatMap { expandVariables($0, environment) } }
-        guard let program = words.first, !program.isEmpty else { return .failure(ParseError("empty command line")) }
-        if separateArgv0 { words.removeFirst() }
+        guard var program = words.first, !program.isEmpty else { return .failure(ParseError("empty command line")) }
+        if expand, program.contains("$") { program = expandVariables(program, environment).first ?? program }
+        if separateArgv0 { words.removeFirst() } else { words[0] = program }
         guard !words.isEmpty else { return .failure(ParseError("'@' needs a program and an argv[0]")) }
         guard let path = resolve(program) else {
             return .failure(ParseError("program '\(program)' is not an absolute path and not found in \(searchPath.joined(separator: ":"))"))
         }
-        return .success(ExecCommand(path: path, arguments: words, ignoreFailure: ignoreFailure))
+        return .success(ExecCommand(path: path, arguments: words, ignoreFailure: ignoreFailure, expandsVariables: expand))
     }
 
     /// `$VAR` alone splits into words at whitespace; `${VAR}` substitutes in place.
@@ -61,10 +70,27 @@ public struct ExecCommand: Sendable, Equatable {
                 rest = ""
                 break
             }
-            out += environment[String(rest[start.upperBound..<end])] ?? ""
+            out += substitute(String(rest[start.upperBound..<end]), environment) ?? String(rest[start.lowerBound...end])
             rest = rest[rest.index(after: end)...]
         }
         return [out + rest]
+    }
+
+    /// `NAME`, `NAME:-default`, `NAME:+alternative`; nil (left as written) for anything else.
+    private static func substitute(_ expression: String, _ environment: [String: String]) -> String? {
+        func isName(_ text: Substring) -> Bool {
+            !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } && !(text.first?.isNumber ?? true)
+        }
+        let text = Substring(expression)
+        if let operation = text.range(of: ":-") ?? text.range(of: ":+") {
+            let name = expression[..<operation.lowerBound]
+            guard isName(name) else { return nil }
+            let value = environment[String(name)] ?? ""
+            let argument = String(expression[operation.upperBound...])
+            return expression[operation].hasSuffix("-") ? (value.isEmpty ? argument : value) : (value.isEmpty ? "" : argument)
+        }
+        guard isName(Substring(expression)) else { return nil }
+        return environment[expression] ?? ""
     }
 
     static func resolve(_ program: String) -> String? {
