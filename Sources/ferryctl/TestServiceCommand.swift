@@ -15,8 +15,9 @@ struct TestServiceCommand: ParsableCommand {
         commandName: "test-service", abstract: "A service for live-update tests (store, check, store-hijack, check-hijack).",
         shouldDisplay: false)
 
-    @Argument(help: "store, check, store-hijack or check-hijack.") var mode: String
-    @Argument(help: "Prefix of the service-owned session's name.") var prefix: String = "luosession"
+    @Argument(help: "store, check, store-hijack, check-hijack, store-many or check-many.") var mode: String
+    @Argument(help: "Prefix of the service-owned session's name (for store-many/check-many: how many memfds).")
+    var prefix: String = "luosession"
     @Option(help: "The name of Ferry's own session, for the hijack modes.") var hijackName: String = "ferry"
 
     static let data = ["testfd1": "liveupdate-test-data-1", "testfd2": "liveupdate-test-data-2"]
@@ -29,6 +30,8 @@ struct TestServiceCommand: ParsableCommand {
             case "check": try check()
             case "store-hijack": try storeHijack()
             case "check-hijack": try checkHijack()
+            case "store-many": try storeMany()
+            case "check-many": try checkMany()
             default: throw ValidationError("unknown mode \(mode)")
             }
         } catch let error as ValidationError {
@@ -85,6 +88,32 @@ struct TestServiceCommand: ParsableCommand {
     private func checkHijack() throws {
         let listened = ListenedDescriptors.take()
         if listened.names.contains("hijackfd") { throw Failure("hijackfd was restored") }
+    }
+
+    /// `prefix` memfds named bulk-N, each holding "bulk N", sent 250 to a message.
+    private func storeMany() throws {
+        let count = Int(prefix) ?? 1000
+        for batch in stride(from: 0, to: count, by: 250) {
+            var fds = OwnedFDs()
+            for index in batch..<min(batch + 250, count) {
+                fds.append(try Memfd.create(name: "bulk-\(index)", contents: Array("bulk \(index)".utf8)))
+            }
+            try Notifier.send("FDSTORE=1\nFDNAME=bulk", descriptors: fds.rawValues)
+        }
+        try Notifier.barrier(timeoutMilliseconds: 60_000)
+    }
+
+    private func checkMany() throws {
+        let count = Int(prefix) ?? 1000
+        let listened = ListenedDescriptors.take()
+        guard listened.names.filter({ $0 == "bulk" }).count == count else {
+            throw Failure("expected \(count) bulk fds, got \(listened.names.filter { $0 == "bulk" }.count)")
+        }
+        var seen = Set<String>()
+        for fd in 3..<(3 + listened.count) {
+            seen.insert(String(decoding: try FileIO.readAll(FileDescriptor(rawValue: CInt(fd))), as: UTF8.self))
+        }
+        guard seen == Set((0..<count).map { "bulk \($0)" }) else { throw Failure("bulk contents differ") }
     }
 
     struct Failure: Error, CustomStringConvertible {

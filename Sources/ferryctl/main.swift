@@ -8,7 +8,7 @@ struct Ferryctl: ParsableCommand {
         subcommands: [
             StatusCommand.self, ListUnitsCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             FDStoreCommand.self, CleanCommand.self, DaemonReloadCommand.self, DaemonReexecCommand.self,
-            KexecCommand.self, DemoCommand.self, TestServiceCommand.self, DemoServiceCommand.self,
+            KexecCommand.self, LastUpdateCommand.self, DemoCommand.self, TestServiceCommand.self, DemoServiceCommand.self,
             ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self,
         ]
     )

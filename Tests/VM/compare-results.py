@@ -50,7 +50,7 @@ def main():
         if case not in emulator:
             print(f"vm-case {case} FAIL: the kernel ran a case the emulator did not")
             failed += 1
-    print(f"vm-test: {passed} passed, {failed} failed")
+    print(f"vm-conformance: {passed} passed, {failed} failed")
     return 1 if failed or not passed else 0
 
 
