@@ -15,10 +15,20 @@ enum InitDuties {
         ]
         for (source, target, type) in mounts {
             mkdir(target, 0o755)
+            // A re-executed ferryd finds them mounted; mounting again would hide /run's sockets.
+            if isMountPoint(target) { continue }
             if mount(source, target, type, 0, nil) != 0 && errno != EBUSY {
                 printError("ferryd: mounting \(type) on \(target) failed: errno \(errno)")
             }
         }
+    }
+
+    /// Whether `path` is on another file system than its parent.
+    static func isMountPoint(_ path: String) -> Bool {
+        var own = stat()
+        var parent = stat()
+        guard stat(path, &own) == 0, stat(path + "/..", &parent) == 0 else { return false }
+        return own.st_dev != parent.st_dev
     }
 
     /// SIGKILL to every service's process group.

@@ -19,7 +19,7 @@ NotifyAccess=all
 UNIT
 }
 count() { ferryctl fdstore "$1" --json | tr ',' '\n' | grep -c '"name"'; }
-state() { ferryctl status "$1" --json | tr ',' '\n' | grep -E '"(active|sub)"' | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//'; }
+state() { ferryctl status "$1" | awk '$1 == "active" || $1 == "sub" { printf "%s%s", sep, $2; sep = " " }'; }
 
 # Wait for ferryd (PID 1) to answer.
 i=0; while ! ferryctl status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && { result ferryd FAIL "no answer"; exit 1; }; sleep 0.1; done
@@ -33,7 +33,16 @@ if ! grep -q ferry_stage=2 /proc/cmdline; then
   unit late-noreload store late-noreload
   unit late-zerofds store late-zerofds
   unit bulk store-many 1000 1000
+  # A long-running service: started again after the restore, it gives the "first service ready" time.
+  cat > $units/cache.service <<UNIT
+[Service]
+Type=notify
+ExecStart=/bin/ferryctl demo-service cache --size 1048576 --seed 5
+FileDescriptorStoreMax=4
+FileDescriptorStorePreserve=yes
+UNIT
   ferryctl daemon-reload
+  expect start-cache "active running" "$(ferryctl start cache.service >/dev/null; state cache.service)"
   for u in test hijack late late-noreload late-zerofds bulk; do expect "store-$u" "inactive dead-resources-pinned" "$(ferryctl start $u.service --json >/dev/null; state $u.service)"; done
   expect store-count-test 3 "$(count test.service)"
   expect store-count-bulk 1000 "$(count bulk.service)"
@@ -49,6 +58,8 @@ dmesg | grep -E 'luo: Retrieved' | sed 's/^/FERRY-VM dmesg: /'
 ferryctl status --json | sed 's/^/FERRY-VM status: /'
 
 expect kexec-count 1 "$(ferryctl status --json | tr ',' '\n' | grep kexecCount | tr -dc 0-9)"
+i=0; while ! ferryctl status cache.service 2>/dev/null | grep -q '^status .*verified'; do i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.1; done
+expect cache-verified "verified 1048576 bytes" "$(ferryctl status cache.service | sed -n 's/^status *//p')"
 ferryctl last-update | sed "s/^/FERRY-VM timings: /"
 unit test check luosession
 unit hijack check-hijack luosession
