@@ -195,6 +195,20 @@ public final class LiveUpdateOrchestrator {
         } catch {
             return .failure(Failure(text: "\(error)"))
         }
+        // The mapping is preserved first, sized for the worst case and written at the end (writes
+        // inside a preserved memfd's size stay allowed), so a session that fills up (128 files
+        // before 7.2) loses the last fds with a warning, never the mapping and with it everything.
+        let capacity = 65536 + entries.count * 1024
+        guard let mappingFD = try? Memfd.create(name: "ferry-mapping"),
+            (try? FileIO.truncate(mappingFD.borrowed, to: Int64(capacity))) != nil
+        else {
+            return .failure(Failure(text: "cannot create the mapping memfd of \(capacity) bytes"))
+        }
+        do throws(LiveUpdateError) {
+            try session.preserve(mappingFD.borrowed, token: LiveUpdateMapping.mappingToken)
+        } catch {
+            return .failure(Failure(text: "the mapping could not be preserved at token 0: \(error)"))
+        }
         var mapping = LiveUpdateMapping()
         var byUnit: [(unit: String, entries: [LiveUpdateMapping.Entry])] = []
         var token: UInt64 = 1
@@ -239,12 +253,16 @@ public final class LiveUpdateOrchestrator {
             object["shutdownFinish"] = .number(Double(finish))
             return .object(object)
         }
+        let document = mapping.encoded()
+        guard document.count <= capacity else {
+            return .failure(Failure(text: "the mapping (\(document.count) bytes) outgrew its memfd (\(capacity) bytes)"))
+        }
         do {
-            let memfd = try Memfd.create(name: "ferry-mapping", contents: mapping.encoded())
-            try Memfd.addSeals([.shrink, .grow, .write, .seal], to: memfd.borrowed)
-            try session.preserve(memfd.borrowed, token: LiveUpdateMapping.mappingToken)
+            // Trailing spaces fill the rest: JSON readers skip them.
+            try FileIO.writeAll(mappingFD.borrowed, document + [UInt8](repeating: 0x20, count: capacity - document.count), at: 0)
+            try Memfd.addSeals([.shrink, .grow, .write, .seal], to: mappingFD.borrowed)
         } catch {
-            return .failure(Failure(text: "mapping could not be preserved at token 0: \(error)"))
+            return .failure(Failure(text: "the mapping could not be written: \(error)"))
         }
         return .success(session)
     }

@@ -88,7 +88,8 @@ final class Daemon {
             switch signal {
             case SIGCHLD: manager.reapChildren()
             case SIGHUP: manager.reloadUnits()
-            case SIGTERM, SIGINT: shutdown()
+            case SIGTERM: shutdown(reboot: false)
+            case SIGINT: shutdown(reboot: true)
             default: break
             }
         }
@@ -126,8 +127,9 @@ final class Daemon {
         responder.reply(.failure("io.ferry.Manager.LiveUpdateFailed", ["report": JSONValue.from(report)]))
     }
 
-    /// Stops every running service, then exits (stores are not kept past ferryd's life).
-    private func shutdown() {
+    /// Stops every running service, then exits (stores are not kept past ferryd's life). As PID 1
+    /// it powers the machine off (SIGTERM) or restarts it (SIGINT, as for ctrl-alt-del).
+    private func shutdown(reboot: Bool) {
         logger.info("shutting down: stopping \(manager.services.values.filter { $0.mainPID != nil }.count) service(s)")
         for service in manager.services.values where service.mainPID != nil { manager.stop(service) }
         let deadline = MonotonicClock.now() + .seconds(10)
@@ -140,7 +142,7 @@ final class Daemon {
         }
         unlink(options.controlPath)
         unlink(options.notifyPath)
-        if getpid() == 1 { InitDuties.powerOff() }
+        if getpid() == 1 { InitDuties.end(restart: reboot) }
         exit(0)
     }
 

@@ -49,9 +49,9 @@ enum InitDuties {
         sync()
     }
 
-    static func powerOff() -> Never {
+    static func end(restart: Bool) -> Never {
         sync()
-        _ = ferry_reboot(UInt32(LINUX_REBOOT_CMD_POWER_OFF))
+        _ = ferry_reboot(UInt32(restart ? LINUX_REBOOT_CMD_RESTART : LINUX_REBOOT_CMD_POWER_OFF))
         _ = ferry_reboot(UInt32(LINUX_REBOOT_CMD_RESTART))
         exit(0)
     }
