@@ -92,7 +92,11 @@ let package = Package(
         // Benchmarks print figures next to a baseline from the same run; not tests.
         .executableTarget(
             name: "ferry-bench",
-            dependencies: ["FerrySystem", "FerryControl", "ferryd", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "FerrySystem", "FerryControl", "LiveUpdate", "LiveUpdateEmulator", "ferryd",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/ferry-bench"
         ),
         .executableTarget(

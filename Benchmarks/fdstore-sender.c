@@ -11,6 +11,12 @@
 
 int main(int argc, char **argv) {
     int count = argc > 1 ? atoi(argv[1]) : 100;
+    /* --stay: a long-running notify service; after a live update it finds its fds and only says READY. */
+    int stay = argc > 2 && strcmp(argv[2], "--stay") == 0;
+    if (stay && sd_listen_fds(0) > 0) {
+        sd_notify(0, "READY=1");
+        for (;;) pause();
+    }
     for (int i = 0; i < count; i++) {
         int fd = memfd_create("bench", MFD_CLOEXEC);
         if (fd < 0) { perror("memfd_create"); return 1; }
@@ -23,5 +29,9 @@ int main(int argc, char **argv) {
     int r = sd_notify_barrier(0, 60 * 1000000ULL);
     /* ECONNREFUSED: the baseline receiver already closed its socket after counting every fd. */
     if (r < 0 && r != -ECONNREFUSED) { fprintf(stderr, "barrier: %s\n", strerror(-r)); return 1; }
+    if (stay) {
+        sd_notify(0, "READY=1");
+        for (;;) pause();
+    }
     return 0;
 }

@@ -17,6 +17,8 @@ struct Options {
     var services = 10
     var fds = 200
     var runs = 3
+    var liveUpdate = true
+    var liveUpdateSizes = [1000, 10_000]
     init(_ arguments: [String]) {
         var iterator = arguments.makeIterator()
         while let argument = iterator.next() {
@@ -24,6 +26,8 @@ struct Options {
             case "--services": services = Int(iterator.next() ?? "") ?? services
             case "--fds": fds = Int(iterator.next() ?? "") ?? fds
             case "--runs": runs = Int(iterator.next() ?? "") ?? runs
+            case "--no-live-update": liveUpdate = false
+            case "--live-update-fds": liveUpdateSizes = (iterator.next() ?? "").split(separator: ",").compactMap { Int($0) }
             default: fatalError("unknown argument \(argument)")
             }
         }
@@ -101,14 +105,14 @@ final class Ferryd {
     let pid: pid_t
     var control: String { "\(folder)/run/control" }
 
-    init(services: Int, fds: Int) {
+    init(services: Int, fds: Int, extraArguments: [String] = [], stay: Bool = false) {
         folder = makeTemporaryDirectory()
         mkdir("\(folder)/units", 0o755)
         for index in 0..<services {
             let unit = """
                 [Service]
-                Type=simple
-                ExecStart=\(sender) \(fds)
+                Type=\(stay ? "notify" : "simple")
+                ExecStart=\(sender) \(fds)\(stay ? " --stay" : "")
                 FileDescriptorStoreMax=\(fds)
                 FileDescriptorStorePreserve=yes
                 NotifyAccess=all
@@ -122,8 +126,8 @@ final class Ferryd {
         var ferrydPath = String(decoding: binary[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         while !ferrydPath.hasSuffix("/") { ferrydPath.removeLast() }
         ferrydPath += "ferryd"
-        pid = run([ferrydPath, "--units", "\(folder)/units", "--runtime-dir", "\(folder)/run", "--log-level", "warning"],
-                  wait: false)
+        pid = run([ferrydPath, "--units", "\(folder)/units", "--runtime-dir", "\(folder)/run", "--log-level", "warning"]
+                  + extraArguments, wait: false)
         while call("GetManager") == nil { usleep(10_000) }
     }
 
@@ -147,10 +151,10 @@ final class Ferryd {
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     }
 
-    /// Waits until no unit runs any more (the senders passed their barriers).
-    func settle() {
+    /// Waits until no unit is starting or stopping (the senders passed their barriers).
+    func settle(allowRunning: Bool = false) {
         while let units = call("ListUnits")?["units"]?.array,
-            units.contains(where: { $0["active"]?.string != "inactive" })
+            units.contains(where: { $0["active"]?.string != "inactive" && !(allowRunning && $0["active"]?.string == "active") })
         {
             usleep(5000)
         }
@@ -201,4 +205,5 @@ print("|---|---|")
 print("| idle (10 units loaded) | \(idle) |")
 print("| holding 10,000 fds | \(holding) |")
 print("per stored fd: \(Double((holding - idle) * 1024) / 10_000) bytes")
+if options.liveUpdate { LiveUpdateBench.run(sizes: options.liveUpdateSizes, units: 10) }
 run(["/bin/rm", "-rf", work])

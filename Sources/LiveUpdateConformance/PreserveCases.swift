@@ -204,6 +204,18 @@ enum PreserveCases {
             let shrink = observing { try FileIO.truncate(memfd.borrowed, to: 100) }
             return grow + "," + shrink
         },
+        ConformanceCase("preserved-write-seal-ebusy", "§5", "F_SEAL_WRITE on a preserved memfd fails with EBUSY (pinned pages; seen on 7.2.13)",
+                        expect: Expect.always("EBUSY,ok"),
+                        emulatorDeviation: .init(
+                            observed: "ok,ok",
+                            reason: "the emulator does not pin the caller's pages, so the write seal succeeds; Ferry never write-seals a preserved memfd")) { context in
+            let session = try context.createSession(context.name("z-seal"))
+            let memfd = try context.memfd("s", [UInt8](repeating: 1, count: 4096))
+            _ = session.preserveObserved(memfd.rawValue, token: 1)
+            let write = observing { try Memfd.addSeals([.write], to: memfd.borrowed) }
+            let grow = observing { try Memfd.addSeals([.grow], to: memfd.borrowed) }
+            return write + "," + grow
+        },
         ConformanceCase("unpreserved-size-free-again", "§3", "closing the session unfreezes the memfd",
                         expect: Expect.always("ok")) { context in
             let memfd = try context.memfd("u", [UInt8](repeating: 1, count: 4096))

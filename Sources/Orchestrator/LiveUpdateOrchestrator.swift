@@ -258,9 +258,10 @@ public final class LiveUpdateOrchestrator {
             return .failure(Failure(text: "the mapping (\(document.count) bytes) outgrew its memfd (\(capacity) bytes)"))
         }
         do {
-            // Trailing spaces fill the rest: JSON readers skip them.
+            // Trailing spaces fill the rest: JSON readers skip them. No write seal: a real kernel
+            // refuses F_SEAL_WRITE on a preserved memfd (EBUSY, its pages are pinned), and the
+            // preserved size is frozen anyway.
             try FileIO.writeAll(mappingFD.borrowed, document + [UInt8](repeating: 0x20, count: capacity - document.count), at: 0)
-            try Memfd.addSeals([.shrink, .grow, .write, .seal], to: mappingFD.borrowed)
         } catch {
             return .failure(Failure(text: "the mapping could not be written: \(error)"))
         }
