@@ -92,6 +92,9 @@ public struct EmulatorBackend: LiveUpdateBackend {
         let pair = try UnixSocket.pair(.sequentialPacket)
         let ours = pair.first
         let theirs = pair.second
+        // An emulator that drops a request (or stalls) must not hang the caller forever.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(ours.rawValue, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var attached = [theirs.rawValue]
         if let payload { attached.append(payload) }
         try UnixSocket.send(FileDescriptor(rawValue: fd), message.encoded(), descriptors: attached)
