@@ -65,7 +65,7 @@ enum LiveUpdateBench {
         defer { host.stop() }
         let ferryd = Ferryd(services: units, fds: fds / units, extraArguments: ["--liveupdate-emulator", host.socketPath],
                             stay: stay)
-        defer { ferryd.stop() }
+        defer { ferryd.stop(settling: !stay) }
         for index in 0..<units { _ = ferryd.call("StartUnit", ["name": .string("bench\(index).service")]) }
         while ferryd.storedFDs < fds { usleep(2000) }
         ferryd.settle(allowRunning: stay)

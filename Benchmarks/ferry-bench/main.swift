@@ -35,6 +35,11 @@ struct Options {
 }
 
 let options = Options(Array(CommandLine.arguments.dropFirst()))
+// Lines appear as they are measured, also when stdout is a file.
+func print(_ text: String) {
+    var bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+}
 ResourceLimits.raiseDescriptorLimit()
 let work = makeTemporaryDirectory()
 let sender = "\(work)/fdstore-sender"
@@ -160,8 +165,8 @@ final class Ferryd {
         }
     }
 
-    func stop() {
-        settle()
+    func stop(settling: Bool = true) {
+        if settling { settle() }
         kill(pid, SIGTERM)
         var status: CInt = 0
         waitpid(pid, &status, 0)
