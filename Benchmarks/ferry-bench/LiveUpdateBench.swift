@@ -23,12 +23,26 @@ enum LiveUpdateBench {
         var blackout: Double?
     }
 
-    static func emulator(_ level: BehaviourLevel) -> EmulatorHost {
-        var logger = Logger(label: "bench.emulator")
-        logger.logLevel = .critical
-        return try! EmulatorHost(socketPath: "\(work)/emulator-\(UInt32.random(in: 0...UInt32.max)).sock",
-                                 profile: EmulatorProfile(level), logger: logger)
+    /// The emulator in a process of its own (`ferryctl emulator serve`), as in a rehearsal: its
+    /// descriptors (every preserved file) do not share this process's limit.
+    final class Emulator {
+        let socketPath: String
+        let pid: pid_t
+        init(_ level: BehaviourLevel) {
+            socketPath = "\(work)/emulator-\(UInt32.random(in: 0...UInt32.max)).sock"
+            pid = ferry_bench.run([siblingProgram("ferryctl"), "emulator", "serve", "--socket", socketPath, "--profile", level.rawValue],
+                      environment: ["PATH=/usr/bin:/bin"], wait: false)
+            while access(socketPath, F_OK) != 0 { usleep(2000) }
+        }
+        var backend: EmulatorBackend { EmulatorBackend(socketPath: socketPath) }
+        func stop() {
+            kill(pid, SIGTERM)
+            var status: CInt = 0
+            waitpid(pid, &status, 0)
+        }
     }
+
+    static func emulator(_ level: BehaviourLevel) -> Emulator { Emulator(level) }
 
     /// The same LUO calls ferryd makes, with nothing around them: seconds to preserve and to retrieve.
     static func bareLoop(fds: Int, level: BehaviourLevel) -> (Double, Double) {

@@ -71,6 +71,15 @@ func run(_ arguments: [String], environment: [String] = ["PATH=/usr/bin:/bin"], 
     return pid
 }
 
+/// A program built next to this one (ferryd, ferryctl).
+func siblingProgram(_ name: String) -> String {
+    var binary = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &binary, binary.count)
+    var path = String(decoding: binary[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    while !path.hasSuffix("/") { path.removeLast() }
+    return path + name
+}
+
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
@@ -126,12 +135,7 @@ final class Ferryd {
             _ = unit.withCString { write(fd, $0, strlen($0)) }
             close(fd)
         }
-        var binary = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &binary, binary.count)
-        var ferrydPath = String(decoding: binary[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        while !ferrydPath.hasSuffix("/") { ferrydPath.removeLast() }
-        ferrydPath += "ferryd"
-        pid = run([ferrydPath, "--units", "\(folder)/units", "--runtime-dir", "\(folder)/run", "--log-level", "warning"]
+        pid = run([siblingProgram("ferryd"), "--units", "\(folder)/units", "--runtime-dir", "\(folder)/run", "--log-level", "warning"]
                   + extraArguments, wait: false)
         while call("GetManager") == nil { usleep(10_000) }
     }

@@ -258,7 +258,10 @@ public final class EmulatedKernel {
                 continue
             }
             let next = EmulatedSession(serial: takeSerial(), name: session.name, direction: .incoming)
-            for entry in session.entries {
+            // Each original is let go as soon as it is copied, so the emulator never holds both
+            // generations of a large session at once (descriptor limits).
+            var pending = Array(session.removeAll().reversed())
+            while let entry = pending.popLast() {
                 switch copyForNextKernel(entry, session: session) {
                 case .copied(let copy): next.add(.init(token: entry.token, file: copy.file, frozenSize: entry.frozenSize))
                     if let violation = copy.violation { report.violations.append(violation) }
