@@ -30,6 +30,7 @@ struct TestServiceCommand: ParsableCommand {
             case "check": try check()
             case "store-hijack": try storeHijack()
             case "check-hijack": try checkHijack()
+            case "notify": try Notifier.send("STATUS=\(prefix)")
             case "store-many": try storeMany()
             case "check-many": try checkMany()
             default: throw ValidationError("unknown mode \(mode)")

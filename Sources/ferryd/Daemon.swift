@@ -43,6 +43,8 @@ final class Daemon {
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
         interface = ManagerInterface(manager: manager, logger: logger)
+        manager.controlGroups = ControlGroups.detect()
+        logger.info("process tracking: \(manager.controlGroups.map { "cgroup v2 under \($0.root)" } ?? "process groups (no writable cgroup v2)")")
         let backend: any LiveUpdateBackend
         if let emulator = options.emulator ?? getenv(EmulatorWire.environmentVariable).map({ String(cString: $0) }) {
             backend = EmulatorBackend(socketPath: emulator)

@@ -21,6 +21,10 @@ enum InitDuties {
                 printError("ferryd: mounting \(type) on \(target) failed: errno \(errno)")
             }
         }
+        // cgroup v2 for process tracking, where the kernel has it.
+        if !isMountPoint("/sys/fs/cgroup") && mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, nil) != 0 {
+            printError("ferryd: no cgroup2 (errno \(errno)); tracking services by process group")
+        }
     }
 
     /// Whether `path` is on another file system than its parent.

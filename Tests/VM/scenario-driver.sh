@@ -82,5 +82,20 @@ expect bulk-restored 1000 "$(count bulk.service)"
 unit bulk check-many 1000 1000
 ferryctl daemon-reload
 expect check-bulk "inactive dead-resources-pinned" "$(ferryctl start bulk.service >/dev/null; state bulk.service)"
+# Process tracking: with cgroup v2, a process that left the service's process group (setsid) is
+# still attributed to it and stopped with it.
+cat > $units/escape.service <<'UNIT'
+[Service]
+Type=simple
+NotifyAccess=all
+ExecStart=/bin/sh -c 'setsid /bin/ferryctl test-service notify escaped; setsid sleep 1000 & echo $! > /run/escaped.pid; sleep 1000'
+UNIT
+ferryctl daemon-reload
+ferryctl start escape.service >/dev/null
+i=0; while ! ferryctl status escape.service | grep -q '^status *escaped'; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done
+expect escaped-notify-attributed escaped "$(ferryctl status escape.service | sed -n 's/^status *//p')"
+ferryctl stop escape.service >/dev/null
+sleep 0.2
+expect escaped-process-stopped gone "$(if [ -d /proc/$(cat /run/escaped.pid) ]; then echo alive; else echo gone; fi)"
 echo "FERRY-SCENARIO done"
 kill -INT 1  # ferryd as PID 1 stops everything and restarts: qemu -no-reboot exits

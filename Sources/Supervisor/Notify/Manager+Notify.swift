@@ -72,6 +72,7 @@ extension Manager {
     /// The unit a pid belongs to: a main process, or any process of a unit's process group.
     func sender(_ pid: pid_t) -> Service? {
         if let service = byPID[pid] { return service }
+        if let name = controlGroups?.unit(of: pid), let service = services[name] { return service }
         guard let group = Processes.processGroup(of: pid) else { return nil }
         return services.values.first { $0.processGroup == group && $0.mainPID != nil }
     }

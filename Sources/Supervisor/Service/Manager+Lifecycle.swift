@@ -68,7 +68,7 @@ extension Manager {
             return false
         }
         let command = service.config.execStart[service.commandIndex]
-        let request: SpawnRequest
+        var request: SpawnRequest
         do throws(ParseError) {
             request = try spawnRequest(for: service, command: command)
         } catch {
@@ -76,6 +76,10 @@ extension Manager {
             service.result = "resources"
             return false
         }
+        // The child writes itself into its cgroup before exec; the fd is closed when launch returns.
+        let cgroupFD: CInt = controlGroups?.prepare(service.name)?.release() ?? -1
+        defer { if cgroupFD >= 0 { close(cgroupFD) } }
+        request.cgroupProcsFD = cgroupFD
         let pid: pid_t
         do throws(SystemCallError) {
             pid = try Spawner.spawn(request)
@@ -167,13 +171,13 @@ extension Manager {
             return
         }
         service.stopRequested = true
-        Processes.signalGroup(group, SIGTERM)
+        signalUnit(service, group: group, SIGTERM)
         setState(service, .stopping)
         armTimer(service, after: service.config.stopTimeout) { [unowned self] in
             guard service.state == .stopping, let group = service.processGroup else { return }
             logger.warning("\(service.name): did not stop within TimeoutStopSec=\(service.config.stopTimeout), killing")
             service.result = "timeout"
-            Processes.signalGroup(group, SIGKILL)
+            signalUnit(service, group: group, SIGKILL)
             setState(service, .killing)
         }
     }
@@ -193,8 +197,9 @@ extension Manager {
 
     private func mainExited(_ service: Service, _ exit: Processes.Exit) {
         service.mainPID = nil
-        // Leftover processes of the group end with the main process.
-        if let group = service.processGroup, Processes.groupAlive(group) { Processes.signalGroup(group, SIGKILL) }
+        // Leftover processes of the unit end with the main process.
+        if let group = service.processGroup { signalUnit(service, group: group, SIGKILL) }
+        controlGroups?.release(service.name)
         let command = service.config.execStart.indices.contains(service.commandIndex)
             ? service.config.execStart[service.commandIndex] : nil
         let cleanStop = service.stopRequested && (exit == .signaled(SIGTERM) || exit == .signaled(SIGKILL) || exit.isSuccess)
@@ -285,6 +290,12 @@ extension Manager {
         }
         release(service.store.removeAll())
         if service.state == .pinned { setState(service, .dead) }
+    }
+
+    /// Signals every process of the unit: its cgroup when tracked, and its process group.
+    func signalUnit(_ service: Service, group: pid_t, _ signal: CInt) {
+        controlGroups?.signal(service.name, signal)
+        if Processes.groupAlive(group) { Processes.signalGroup(group, signal) }
     }
 
     // MARK: - Timers

@@ -23,6 +23,8 @@ public final class Manager {
     var storeWatches: [CInt: (Service, UInt64)] = [:]
     /// Kexecs this system went through (carried in the live-update mapping).
     public var kexecCount: UInt32 = 0
+    /// cgroup v2 tracking, when ferryd can create cgroups (process groups otherwise).
+    public var controlGroups: ControlGroups?
     /// Added to every service's environment (e.g. FERRY_LIVEUPDATE_EMULATOR during a rehearsal).
     public var extraEnvironment: [String] = []
     /// Called after every state change of a service.
