@@ -31,6 +31,8 @@ struct TestServiceCommand: ParsableCommand {
             case "store-hijack": try storeHijack()
             case "check-hijack": try checkHijack()
             case "notify": try Notifier.send("STATUS=\(prefix)")
+            case "bench-preserve": try benchPreserve()
+            case "bench-retrieve": try benchRetrieve()
             case "store-many": try storeMany()
             case "check-many": try checkMany()
             default: throw ValidationError("unknown mode \(mode)")
@@ -115,6 +117,42 @@ struct TestServiceCommand: ParsableCommand {
             seen.insert(String(decoding: try FileIO.readAll(FileDescriptor(rawValue: CInt(fd))), as: UTF8.self))
         }
         guard seen == Set((0..<count).map { "bulk \($0)" }) else { throw Failure("bulk contents differ") }
+    }
+
+    /// The bare loop of the live-update benchmark, before the kexec: `prefix` memfds preserved one
+    /// by one in a session of its own, which goes into the fd store to ride the kexec.
+    private func benchPreserve() throws {
+        let count = Int(prefix) ?? 1000
+        var memfds = OwnedFDs()
+        for index in 0..<count { memfds.append(try Memfd.create(name: "bench-\(index)", contents: Array("bench \(index)".utf8))) }
+        let start = MonotonicClock.microseconds()
+        let session = try OwnedSessions.create(named: "ferry-bare-bench")
+        for (index, fd) in memfds.rawValues.enumerated() { try session.preserve(FileDescriptor(rawValue: fd), token: UInt64(index + 1)) }
+        let elapsed = MonotonicClock.microseconds() - start
+        try Notifier.store(session.descriptor.borrowed, name: "bare-bench")
+        try Notifier.barrier()
+        print("FERRY-VM bench: bare loop: create session + preserve \(count) memfds: \(Double(elapsed) / 1000) ms")
+    }
+
+    /// After the kexec: retrieve every token of the bare session, check the contents, finish.
+    private func benchRetrieve() throws {
+        let count = Int(prefix) ?? 1000
+        var listened = ListenedDescriptors.take()
+        guard let fd = listened.take(named: "bare-bench") else { throw Failure("bare-bench session missing from \(listened.names)") }
+        let start = MonotonicClock.microseconds()
+        let session = try LiveUpdateSession.adopt(fd)
+        var retrieved = OwnedFDs()
+        for index in 0..<count { retrieved.append(try session.retrieve(token: UInt64(index + 1))) }
+        try session.finish()
+        let elapsed = MonotonicClock.microseconds() - start
+        for (index, raw) in retrieved.rawValues.enumerated() {
+            guard try FileIO.readAll(FileDescriptor(rawValue: raw)) == Array("bench \(index)".utf8) else {
+                throw Failure("bench memfd \(index) differs")
+            }
+        }
+        try Notifier.remove(name: "bare-bench")
+        try Notifier.barrier()
+        print("FERRY-VM bench: bare loop: retrieve \(count) memfds + finish: \(Double(elapsed) / 1000) ms")
     }
 
     struct Failure: Error, CustomStringConvertible {

@@ -33,9 +33,10 @@ if ! grep -q ferry_stage=2 /proc/cmdline; then
   unit late-noreload store late-noreload
   unit late-zerofds store late-zerofds
   unit bulk store-many 1000 1000
+  unit barebench bench-preserve 1000 4
   ferryctl daemon-reload
   expect start-cache "active running" "$(ferryctl start cache.service >/dev/null; state cache.service)"
-  for u in test hijack late late-noreload late-zerofds bulk; do expect "store-$u" "inactive dead-resources-pinned" "$(ferryctl start $u.service --json >/dev/null; state $u.service)"; done
+  for u in test hijack late late-noreload late-zerofds bulk barebench; do expect "store-$u" "inactive dead-resources-pinned" "$(ferryctl start $u.service --json >/dev/null; state $u.service)"; done
   expect store-count-test 3 "$(count test.service)"
   expect store-count-bulk 1000 "$(count bulk.service)"
   # The late units' files live in /run: they are gone after the kexec (placeholders then).
@@ -79,6 +80,9 @@ ferryctl daemon-reload
 expect late-zerofds-dropped 0 "$(count late-zerofds.service)"
 expect check-late-zerofds "inactive dead" "$(ferryctl start late-zerofds.service >/dev/null; state late-zerofds.service)"
 expect bulk-restored 1000 "$(count bulk.service)"
+unit barebench bench-retrieve 1000 4
+ferryctl daemon-reload
+expect bare-bench-retrieved "inactive dead" "$(ferryctl start barebench.service >/dev/null; state barebench.service)"
 unit bulk check-many 1000 1000
 ferryctl daemon-reload
 expect check-bulk "inactive dead-resources-pinned" "$(ferryctl start bulk.service >/dev/null; state bulk.service)"
