@@ -102,6 +102,10 @@ public struct LiveUpdateMapping: Sendable, Equatable {
     /// Reads systemd's v1 format and its first merged format (a bare `{unit: [entries]}` object).
     public static func decode(_ bytes: [UInt8], isValidUnit: (String) -> Bool) -> Result<Reading, Failure> {
         guard bytes.count <= maximumSize else { return .failure(.tooLarge(bytes.count)) }
+        // Ferry pads its fixed-size mapping memfd with spaces: leave them out of the parse.
+        var end = bytes.count
+        while end > 0, [0x20, 0x0A, 0x0D, 0x09, 0x00].contains(bytes[end - 1]) { end -= 1 }
+        let bytes = Array(bytes[0..<end])
         guard let root = JSONValue.parse(bytes) else { return .failure(.notJSON) }
         guard let object = root.object else { return .failure(.notAnObject) }
         var problems: [String] = []

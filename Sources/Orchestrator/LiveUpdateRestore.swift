@@ -46,14 +46,17 @@ extension LiveUpdateOrchestrator {
             finish(session)
             return report
         }
+        let mappingRead = MonotonicClock.microseconds()
         report.kexecCount = mapping.kexecsCount &+ 1
         manager.kexecCount = report.kexecCount
         for (unit, entries) in mapping.units {
             guard let name = UnitName(unit) else { continue }
             for entry in entries { restore(entry, unit: name, session: session, device: device, report: &report) }
         }
+        let entriesDone = MonotonicClock.microseconds()
         finish(session)
         _ = consume device
+        logger.info("restore: mapping read in \((mappingRead - started) / 1000) ms, \(report.restored.count) entries in \((entriesDone - mappingRead) / 1000) ms, finish in \((MonotonicClock.microseconds() - entriesDone) / 1000) ms")
         let ferry = mapping.state["ferry"]?.object ?? [:]
         adoptTimings(ferry, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
