@@ -68,6 +68,6 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 
     public static func parse(_ bytes: [UInt8]) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        JSONParser.parse(bytes)
     }
 }
