@@ -1,0 +1,45 @@
+import FerrySystem
+import FerryTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The command-line tools as an operator runs them.
+@Suite struct CommandLineTests {
+    @Test func standaloneEmulatorServesConformanceKexecStatusAndProbe() throws {
+        let socket = "/tmp/ferry-cli-emulator-\(getpid()).sock"
+        let emulator = try Child.spawn([ferryctlPath, "emulator", "serve", "--socket", socket, "--profile", "7.1"])
+        defer {
+            emulator.kill(SIGTERM)
+            _ = emulator.wait()
+        }
+        for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(10_000) }
+        // The single-boot cases against a separate emulator process (the two-phase run, which
+        // needs one process to hold the sessions across the kexec, is in ConformanceTableTests).
+        let phase1 = try Child.spawn([ferryctlPath, "conformance", "--socket", socket, "--phase", "1"])
+        #expect(phase1.wait() == 0, "\(phase1.output.suffix(1500))")
+        #expect(phase1.output.contains("level 7.1"))
+        let kexec = try Child.spawn([ferryctlPath, "emulator", "kexec", "--socket", socket])
+        #expect(kexec.wait() == 0)
+        #expect(kexec.output.contains("\"liveUpdateNumber\":1"))
+        let status = try Child.spawn([ferryctlPath, "emulator", "status", "--socket", socket])
+        #expect(status.wait() == 0)
+        #expect(status.output.contains("\"profile\":\"7.1\""))
+        let probe = try Child.spawn([ferryctlPath, "luo", "probe", "--socket", socket])
+        #expect(probe.wait() == 0)
+        #expect(probe.output.contains("level 7.1"))
+    }
+
+    @Test func demoVerifiesEveryByte() throws {
+        let demo = try Child.spawn([ferryctlPath, "demo", "--size", "65536"])
+        let status = demo.wait()
+        let output = demo.output
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("demo-cache.service: verified 65536 bytes"))
+        #expect(output.contains("demo-vmm.service: verified 65536 bytes"))
+        #expect(output.contains("first service ready"))
+        #expect(output.contains("demo: verified: every byte came back"))
+    }
+}
