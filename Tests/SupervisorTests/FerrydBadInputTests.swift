@@ -97,3 +97,32 @@ extension String {
         self = String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
     }
 }
+
+/// The control socket must shrug off what is not Varlink.
+@Suite struct ControlSocketBadInputTests {
+    @Test func garbageOnTheControlSocket() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        let before = ferryd.settledDescriptors()
+        let payloads: [[UInt8]] = [
+            Array("not json".utf8) + [0],
+            Array("{\"method\":5}".utf8) + [0],
+            Array("{\"method\":\"io.ferry.Manager.GetUnit\",\"parameters\":[1]}".utf8) + [0],
+            Array("{\"method\":\"io.ferry.Manager.GetUnit\",\"parameters\":{\"name\":\"../x.service\"}}".utf8) + [0],
+            [UInt8](repeating: 0x41, count: 2 << 20),  // no terminator, larger than any message
+            [0xFF, 0xFE, 0x00],
+        ]
+        for payload in payloads {
+            let socket = try UnixSocket.connect(path: ferryd.control, kind: .stream)
+            var sent = 0
+            while sent < payload.count {
+                let count = payload.withUnsafeBytes { send(socket.rawValue, $0.baseAddress! + sent, $0.count - sent, CInt(MSG_NOSIGNAL)) }
+                if count <= 0 { break }
+                sent += count
+            }
+        }
+        #expect(ferryd.isAlive)
+        #expect(try ferryd.call("GetManager").error == nil)
+        #expect(try ferryd.call("GetUnit", ["name": .string("../x.service")]).error == "io.ferry.Manager.InvalidUnitName")
+        #expect(ferryd.waitUntil { ferryd.openDescriptors <= before }, "ferryd holds \(ferryd.openDescriptors), had \(before)")
+    }
+}
