@@ -118,6 +118,24 @@ public enum FileIO {
         _ = try systemCall("lseek") { Glibc.lseek(fd.rawValue, off_t(offset), SEEK_SET) }
     }
 
+    /// The whole text of a small file (a unit file, /proc/cmdline), nil when it cannot be read or
+    /// is larger than `limit` bytes.
+    public static func text(ofFile path: String, limit: Int = 4 << 20) -> String? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        let owned = OwnedFD(adopting: fd)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(owned.rawValue, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            bytes += chunk[0..<count]
+            if bytes.count > limit { return nil }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// The open flags (F_GETFL), e.g. O_RDWR | O_LARGEFILE.
     public static func statusFlags(of fd: FileDescriptor) throws(SystemCallError) -> CInt {
         try systemCall("fcntl(F_GETFL)") { ferry_fcntl(fd.rawValue, F_GETFL) }

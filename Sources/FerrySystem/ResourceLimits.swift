@@ -13,3 +13,9 @@ public enum ResourceLimits {
         _ = setrlimit(resource, &limit)
     }
 }
+
+/// Writes a line to stderr with write(2), without touching C's `stderr` global (not concurrency-safe in Swift 6).
+public func printError(_ text: String) {
+    var bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}

@@ -270,12 +270,7 @@ public final class LiveUpdateOrchestrator {
 
     /// /proc/sys/kernel/random/boot_id: tells a rehearsal (same boot) from a real kexec.
     static func bootID() -> String {
-        let fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        let owned = OwnedFD(adopting: fd)
-        var bytes = [UInt8](repeating: 0, count: 64)
-        let count = read(owned.rawValue, &bytes, bytes.count)
-        return String(decoding: bytes[0..<max(count, 0)], as: UTF8.self).trimmingCharacters()
+        (FileIO.text(ofFile: "/proc/sys/kernel/random/boot_id", limit: 128) ?? "").trimmingCharacters()
     }
 
     // MARK: - Rollback

@@ -73,11 +73,6 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
     }.joined(separator: "\n")
 }
 
-func printError(_ text: String) {
-    var bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-}
-
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show ferryd's state, or one unit's.")
     @OptionGroup var options: ControlOptions

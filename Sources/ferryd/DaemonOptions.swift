@@ -54,12 +54,3 @@ struct DaemonOptions: Sendable {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// Writes a line to stderr without touching C's `stderr` global.
-func printError(_ text: String) {
-    var bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-}

@@ -141,17 +141,8 @@ public struct FerrydTestError: Error, CustomStringConvertible {
 
 /// Reads a whole (small) file.
 func contentsOf(_ path: String) throws -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw FerrydTestError("cannot open \(path)") }
-    let owned = OwnedFD(adopting: fd)
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = Glibc.read(owned.rawValue, &chunk, chunk.count)
-        if count <= 0 { break }
-        bytes += chunk[0..<count]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    guard let text = FileIO.text(ofFile: path) else { throw FerrydTestError("cannot read \(path)") }
+    return text
 }
 
 /// The Debian python with python3-systemd (the pyenv one on PATH lacks it).

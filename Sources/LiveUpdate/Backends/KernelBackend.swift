@@ -53,12 +53,7 @@ public struct KernelBackend: LiveUpdateBackend {
     }
 
     static func readCommandLine() -> String? {
-        let fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        let owned = OwnedFD(adopting: fd)
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let count = read(owned.rawValue, &bytes, bytes.count)
-        return count > 0 ? String(decoding: bytes[0..<count], as: UTF8.self) : nil
+        FileIO.text(ofFile: "/proc/cmdline", limit: 65536).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     static func miscDeviceRegistered() -> Bool {

@@ -180,18 +180,4 @@ public struct ServiceConfig: Sendable, Equatable {
 }
 
 /// Reads a whole (small) file, nil when it cannot.
-func readFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    let owned = OwnedFD(adopting: fd)
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(owned.rawValue, &chunk, chunk.count)
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
-        bytes += chunk[0..<count]
-        if bytes.count > 4 << 20 { return nil }
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
+func readFile(_ path: String) -> String? { FileIO.text(ofFile: path) }
