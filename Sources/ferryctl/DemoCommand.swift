@@ -141,27 +141,20 @@ func removeTree(_ path: String) {
     _ = try? spawn(["/bin/rm", "-rf", path], output: "/dev/null", wait: true)
 }
 
-/// posix_spawn with stdout and stderr to `output`.
+/// Starts `arguments` with Ferry's own spawner, stdout and stderr appended to `output`.
 @discardableResult
 func spawn(_ arguments: [String], output: String, wait: Bool = false) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    let log = open(output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+    guard log >= 0 else { throw SystemCallError("open(\(output))", Errno(rawValue: errno)) }
+    let owned = OwnedFD(adopting: log)
     var environment: [String] = []
     var index = 0
     while let entry = environ[index] {
         environment.append(String(cString: entry))
         index += 1
     }
-    let envp = environment.map { strdup($0) } + [nil]
-    defer { envp.forEach { free($0) } }
-    var pid: pid_t = 0
-    let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-    guard result == 0 else { throw SystemCallError("posix_spawn(\(arguments[0]))", Errno(rawValue: result)) }
+    let pid = try Spawner.spawn(SpawnRequest(path: arguments[0], arguments: arguments, environment: environment,
+                                             standardIO: [-1, owned.rawValue, owned.rawValue]))
     if wait {
         var status: CInt = 0
         waitpid(pid, &status, 0)
