@@ -121,7 +121,8 @@ public final class EmulatorServer {
             }
             switch endpoint.role {
             case .control: serveControl(request, on: endpoint, descriptors: message.descriptors)
-            case .device, .session: serveIoctl(request, on: endpoint, descriptors: &message.descriptors)
+            case .device, .session:
+                serveIoctl(request, on: endpoint, descriptors: &message.descriptors, truncated: message.controlTruncated)
             }
         }
     }
@@ -174,10 +175,18 @@ public final class EmulatorServer {
 
     // MARK: - ioctls on handed-out descriptors
 
-    private func serveIoctl(_ request: EmulatorWire.Request, on endpoint: Endpoint, descriptors: inout OwnedFDs) {
+    private func serveIoctl(_ request: EmulatorWire.Request, on endpoint: Endpoint, descriptors: inout OwnedFDs,
+                            truncated: Bool) {
         reapHangUps()
         guard request.kind == .ioctl, descriptors.count >= 1, let replyFD = descriptors.take(at: 0) else {
             logger.warning("dropped a request without a reply socket")
+            return
+        }
+        if truncated {
+            // This process is out of descriptors: the emulated kernel is out of memory, as far as
+            // the caller can tell. (Without this the missing payload would look like EBADF.)
+            logger.warning("out of descriptors receiving a request (MSG_CTRUNC); answering ENOMEM")
+            reply(on: replyFD.borrowed, EmulatorWire.Reply(errno: Errno.noMemory.rawValue))
             return
         }
         let argument: [UInt8]? = request.flags.contains(.nullArgument) ? nil : request.argument

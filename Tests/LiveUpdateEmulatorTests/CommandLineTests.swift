@@ -1,5 +1,6 @@
 import FerrySystem
 import FerryTestSupport
+import LiveUpdate
 import Testing
 
 #if canImport(Glibc)
@@ -30,6 +31,36 @@ import Glibc
         let probe = try Child.spawn([ferryctlPath, "luo", "probe", "--socket", socket])
         #expect(probe.wait() == 0)
         #expect(probe.output.contains("level 7.1"))
+    }
+
+    @Test func anEmulatorOutOfDescriptorsAnswersENOMEMAndNeverHangs() throws {
+        // The emulated kernel's memory is the emulator process: with 200 descriptors it can hold
+        // fewer than 200 files, and the rest must fail like an allocation failure (ENOMEM).
+        let socket = "/tmp/ferry-cli-small-emulator-\(getpid()).sock"
+        let emulator = try Child.spawn(["/usr/bin/prlimit", "--nofile=200:200", ferryctlPath, "emulator", "serve",
+                                        "--socket", socket, "--profile", "7.2"])
+        defer {
+            emulator.kill(SIGTERM)
+            _ = emulator.wait()
+        }
+        for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(10_000) }
+        let device = try LiveUpdateDevice.open(EmulatorBackend(socketPath: socket))
+        let session = try device.createSession(named: "crowded")
+        var outcomes: [String: Int] = [:]
+        for token in 1...300 {
+            let memfd = try Memfd.create(name: "m\(token)")
+            do throws(LiveUpdateError) {
+                try session.preserve(memfd.borrowed, token: UInt64(token))
+                outcomes["ok", default: 0] += 1
+            } catch {
+                outcomes[error.errno?.symbolicName ?? "other", default: 0] += 1
+            }
+        }
+        #expect(outcomes["ok", default: 0] > 100, "\(outcomes)")
+        #expect(outcomes["ENOMEM", default: 0] > 0, "\(outcomes)")
+        #expect(Set(outcomes.keys).isSubset(of: ["ok", "ENOMEM"]), "\(outcomes)")
+        // Still serving: the status request answers.
+        #expect(try EmulatorControl.status(socketPath: socket).contains("crowded"))
     }
 
     @Test func demoVerifiesEveryByte() throws {
