@@ -149,7 +149,6 @@ extension LiveUpdateOrchestrator {
     private func startRestored(_ names: [UnitName], report: inout RestoreReport) {
         let restoreEnd = MonotonicClock.microseconds()
         var firstReady: UInt64?
-        let observerIndex = manager.stateObservers.count
         manager.stateObservers.append { [weak self] service in
             guard firstReady == nil, service.state.active == .active || service.state == .pinned else { return }
             firstReady = MonotonicClock.microseconds() - restoreEnd
@@ -168,7 +167,8 @@ extension LiveUpdateOrchestrator {
                 report.problems.append("unit \(name) could not start after the update: \(error.message)")
             }
         }
+        // A Type=simple unit is ready inside start(): record it here, as lastRestoreStorage is
+        // written only when restoreAfterBoot returns; later readiness updates it directly.
         report.timings.ready = firstReady
-        _ = observerIndex
     }
 }

@@ -130,6 +130,15 @@ def main(args):
             pid = os.fork()
             if pid == 0:
                 daemon.notify(text.replace("\\n", "\n"))
+                # Stay alive until the supervisor has read it: a sender that is gone cannot be
+                # attributed to its unit (systemd drops such messages too).
+                r, w = os.pipe()
+                send("BARRIER=1", [w])
+                os.close(w)
+                import select
+                poller = select.poll()
+                poller.register(r, select.POLLHUP)
+                poller.poll(10000)
                 os._exit(0)
             os.waitpid(pid, 0)
         elif action == "flood":

@@ -67,7 +67,10 @@ import Testing
             try LiveUpdateMapping.decode(huge, isValidUnit: { _ in true }).get()
         }
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
-        #expect((try? Self.decode("{\"version\":1,\"units\":{\"a.service\":\(deep)}}").get()) != nil || true)
+        // Hostile nesting is refused (bounded depth), not a stack overflow.
+        #expect(throws: LiveUpdateMapping.Failure.notJSON) {
+            try Self.decode("{\"version\":1,\"units\":{\"a.service\":\(deep)}}").get()
+        }
         let reading = try? Self.decode("{\"version\":1,\"units\":5}").get()
         #expect(reading?.problems == ["'units' is not an object, nothing restored"])
     }
