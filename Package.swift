@@ -24,6 +24,8 @@ let package = Package(
             name: "FerrySystem",
             dependencies: ["CFerry", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Any-value JSON and a small strict parser: Varlink parameters, the LUO mapping, reports.
+        .target(name: "FerryJSON"),
         // Layer 2: /dev/liveupdate as a Swift API over two backends (kernel, emulator client).
         .target(
             name: "LiveUpdate",
@@ -47,7 +49,7 @@ let package = Package(
         // Per-unit fd stores with systemd's rules, and their serialized forms.
         .target(
             name: "FDStore",
-            dependencies: ["CFerry", "FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CFerry", "FerrySystem", "FerryJSON", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Units, processes, the notify socket: the service supervisor.
         .target(
@@ -58,20 +60,30 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What a live update and the restore after it report, as ferryd writes and ferryctl reads it.
+        .target(name: "LiveUpdateReports"),
         // The live update: stop, serialize, preserve, kexec, rollback, restore, rehearsal.
         .target(
             name: "Orchestrator",
             dependencies: [
-                "CFerry", "FerrySystem", "FDStore", "Supervisor", "LiveUpdate",
+                "CFerry", "FerrySystem", "FerryJSON", "FDStore", "Supervisor", "LiveUpdate", "LiveUpdateReports",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The Varlink control interface: codec, server, client, and ferryd's methods.
+        // The control protocol as a client sees it: Varlink's codec and client, Ferry's version.
+        // All ferryctl needs; it links nothing of the daemon.
         .target(
             name: "FerryControl",
+            dependencies: ["FerrySystem", "FerryJSON", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // ferryd's side of the control socket: the Varlink server and io.ferry.Manager bound to
+        // the supervisor and the orchestrator.
+        .target(
+            name: "ControlServer",
             dependencies: [
-                "CFerry", "FerrySystem", "FDStore", "Supervisor", "Orchestrator", "LiveUpdate",
+                "CFerry", "FerrySystem", "FerryJSON", "FerryControl", "FDStore", "Supervisor", "Orchestrator",
+                "LiveUpdateReports",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -84,7 +96,8 @@ let package = Package(
         .executableTarget(
             name: "ferryd",
             dependencies: [
-                "CFerry", "FerrySystem", "FDStore", "Supervisor", "FerryControl", "Orchestrator", "LiveUpdate",
+                "CFerry", "FerrySystem", "FerryJSON", "FDStore", "Supervisor", "FerryControl", "ControlServer",
+                "Orchestrator", "LiveUpdate", "LiveUpdateReports",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -93,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "ferry-bench",
             dependencies: [
-                "FerrySystem", "FerryControl", "LiveUpdate", "LiveUpdateEmulator", "ferryd",
+                "FerrySystem", "FerryJSON", "FerryControl", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateReports", "ferryd",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -102,8 +115,8 @@ let package = Package(
         .executableTarget(
             name: "ferryctl",
             dependencies: [
-                "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance", "FerryControl",
-                "ServiceKit", "Orchestrator",
+                "FerrySystem", "FerryJSON", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance", "FerryControl",
+                "LiveUpdateReports", "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,7 +126,7 @@ let package = Package(
         .target(
             name: "FerryTestSupport",
             dependencies: [
-                "FerrySystem", "LiveUpdate", "LiveUpdateEmulator", "FerryControl",
+                "FerrySystem", "FerryJSON", "LiveUpdate", "LiveUpdateEmulator", "FerryControl",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -121,13 +134,15 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor", "FDStore", "FerrySystem", "FerryControl", "FerryTestSupport", "ferryd", "ferryctl", "LiveUpdate", "LiveUpdateEmulator"],
+            dependencies: ["Supervisor", "FDStore", "FerrySystem", "FerryJSON", "FerryControl", "ControlServer", "Orchestrator",
+                           "LiveUpdateReports", "FerryTestSupport", "ferryd", "ferryctl", "LiveUpdate", "LiveUpdateEmulator"],
             exclude: []
         ),
         .testTarget(
             name: "FerrySystemTests",
             dependencies: ["FerrySystem", "CFerry", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        .testTarget(name: "FerryJSONTests", dependencies: ["FerryJSON"]),
         .testTarget(
             name: "LiveUpdateTests",
             dependencies: ["LiveUpdate", "CFerry", "FerrySystem", .product(name: "SystemPackage", package: "swift-system")]

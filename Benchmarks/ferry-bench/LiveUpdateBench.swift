@@ -1,4 +1,5 @@
 import FerryControl
+import FerryJSON
 import FerrySystem
 import LiveUpdate
 import LiveUpdateEmulator

@@ -5,6 +5,7 @@
 // 1. fd-store ingestion: K services each store M memfds over the notify socket; fds per second
 //    through ferryd next to a bare recvmsg loop on the same kind of socket fed by the same sender.
 // 2. ferryd's resident memory idle and while holding 10,000 fds.
+import FerryJSON
 import FerryControl
 import FerrySystem
 import SystemPackage

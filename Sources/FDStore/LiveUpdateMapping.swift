@@ -1,4 +1,4 @@
-import FerrySystem
+import FerryJSON
 
 /// The document stored at token 0 of Ferry's LUO session: which unit gets which fd back, in
 /// systemd's v1 format (reference-systemd.md §2.2), so the two can read each other's mapping:
@@ -106,7 +106,7 @@ public struct LiveUpdateMapping: Sendable, Equatable {
         var end = bytes.count
         while end > 0, [0x20, 0x0A, 0x0D, 0x09, 0x00].contains(bytes[end - 1]) { end -= 1 }
         let bytes = Array(bytes[0..<end])
-        guard let root = JSONValue.parse(bytes) else { return .failure(.notJSON) }
+        guard let (root, rootKeys, unitKeys) = JSONValue.parse(bytes, keyOrderOf: "units") else { return .failure(.notJSON) }
         guard let object = root.object else { return .failure(.notAnObject) }
         var problems: [String] = []
         var mapping = LiveUpdateMapping()
@@ -123,11 +123,11 @@ public struct LiveUpdateMapping: Sendable, Equatable {
                 return .success(Reading(mapping: mapping, problems: problems))
             }
             unitsObject = table
-            order = Self.keyOrder(bytes, of: "units") ?? table.keys.sorted()
+            order = unitKeys ?? table.keys.sorted()
         } else {
             // The first merged format: the root is the units map, each value the entry array.
             unitsObject = object.mapValues { .object(["fdstore": $0]) }
-            order = Self.keyOrder(bytes, of: nil) ?? object.keys.sorted()
+            order = rootKeys ?? object.keys.sorted()
         }
         order = order.filter { unitsObject[$0] != nil }
         var seenTokens: Set<UInt64> = []
@@ -191,111 +191,6 @@ public struct LiveUpdateMapping: Sendable, Equatable {
         case .number(let number) where number >= 0 && number == number.rounded() && number < 1.8e19: UInt64(number)
         case .string(let text): UInt64(text)
         default: nil
-        }
-    }
-
-    /// The order of the keys of the `units` object (or of the root), as written: JSON objects
-    /// decode unordered, but systemd restores in document order.
-    static func keyOrder(_ bytes: [UInt8], of member: String?) -> [String]? {
-        var scanner = KeyScanner(bytes)
-        return scanner.keys(of: member)
-    }
-}
-
-/// Finds the keys of one object in JSON text, in order, without building the values.
-struct KeyScanner {
-    let bytes: [UInt8]
-    var position = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func keys(of member: String?) -> [String]? {
-        skipSpace()
-        guard peek() == UInt8(ascii: "{") else { return nil }
-        if member == nil { return objectKeys() }
-        position += 1
-        while true {
-            skipSpace()
-            guard let key = string() else { return nil }
-            skipSpace()
-            guard take(UInt8(ascii: ":")) else { return nil }
-            skipSpace()
-            if key == member { return peek() == UInt8(ascii: "{") ? objectKeys() : nil }
-            guard skipValue() else { return nil }
-            skipSpace()
-            if take(UInt8(ascii: ",")) { continue }
-            return nil
-        }
-    }
-
-    private mutating func objectKeys() -> [String]? {
-        guard take(UInt8(ascii: "{")) else { return nil }
-        var keys: [String] = []
-        skipSpace()
-        if take(UInt8(ascii: "}")) { return keys }
-        while true {
-            skipSpace()
-            guard let key = string() else { return nil }
-            keys.append(key)
-            skipSpace()
-            guard take(UInt8(ascii: ":")) else { return nil }
-            skipSpace()
-            guard skipValue() else { return nil }
-            skipSpace()
-            if take(UInt8(ascii: ",")) { continue }
-            return take(UInt8(ascii: "}")) ? keys : nil
-        }
-    }
-
-    private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
-    private mutating func take(_ byte: UInt8) -> Bool {
-        guard peek() == byte else { return false }
-        position += 1
-        return true
-    }
-    private mutating func skipSpace() {
-        while let byte = peek(), byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { position += 1 }
-    }
-
-    private mutating func string() -> String? {
-        let start = position
-        guard take(UInt8(ascii: "\"")) else { return nil }
-        while let byte = peek() {
-            position += 1
-            if byte == UInt8(ascii: "\\") { position += 1 } else if byte == UInt8(ascii: "\"") {
-                return JSONValue.parse(Array(bytes[start..<position]))?.string
-            }
-        }
-        return nil
-    }
-
-    /// Skips one value; depth-limited so hostile nesting cannot overflow the stack.
-    private mutating func skipValue(depth: Int = 0) -> Bool {
-        guard depth < 256, let byte = peek() else { return false }
-        switch byte {
-        case UInt8(ascii: "\""): return string() != nil
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
-            position += 1
-            skipSpace()
-            if take(close) { return true }
-            while true {
-                skipSpace()
-                if byte == UInt8(ascii: "{") {
-                    guard string() != nil else { return false }
-                    skipSpace()
-                    guard take(UInt8(ascii: ":")) else { return false }
-                    skipSpace()
-                }
-                guard skipValue(depth: depth + 1) else { return false }
-                skipSpace()
-                if take(UInt8(ascii: ",")) { continue }
-                return take(close)
-            }
-        default:
-            while let next = peek(), ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x0A, 0x0D, 0x09].contains(next) {
-                position += 1
-            }
-            return true
         }
     }
 }

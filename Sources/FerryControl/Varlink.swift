@@ -1,3 +1,4 @@
+import FerryJSON
 import FerrySystem
 import FoundationEssentials
 import SystemPackage

@@ -1,7 +1,9 @@
 import CFerry
 import FDStore
+import FerryJSON
 import FerrySystem
 import LiveUpdate
+import LiveUpdateReports
 import Logging
 import Supervisor
 import SystemPackage

@@ -1,6 +1,8 @@
 import FDStore
+import FerryJSON
 import FerrySystem
 import LiveUpdate
+import LiveUpdateReports
 import Logging
 import Supervisor
 import SystemPackage

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryControl
+import FerryJSON
 import FerrySystem
 
 #if canImport(Glibc)

@@ -1,10 +1,10 @@
 import ArgumentParser
 import FerryControl
+import FerryJSON
 import FerrySystem
 import LiveUpdate
 import LiveUpdateEmulator
 import Logging
-import Orchestrator
 import SystemPackage
 
 #if canImport(Glibc)

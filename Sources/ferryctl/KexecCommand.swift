@@ -1,7 +1,8 @@
 import ArgumentParser
 import FerryControl
+import FerryJSON
 import FerrySystem
-import Orchestrator
+import LiveUpdateReports
 
 #if canImport(Glibc)
 import Glibc

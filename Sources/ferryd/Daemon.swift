@@ -1,8 +1,11 @@
 import CFerry
+import ControlServer
 import FerryControl
+import FerryJSON
 import FerrySystem
 import FoundationEssentials
 import LiveUpdate
+import LiveUpdateReports
 import Logging
 import Orchestrator
 import Supervisor

@@ -86,26 +86,3 @@ import Glibc
         #expect(try Memfd.seals(of: fd.borrowed) == [.seal])
     }
 }
-
-@Suite struct JSONParserTests {
-    @Test func parsesEveryKindOfValue() {
-        let value = JSONValue.parse(Array(#" {"a":[1,-2.5e1,true,false,null],"s":"q\"\\\/\n\u00e9\ud83d\ude00","o":{}} "#.utf8))
-        #expect(value == .object([
-            "a": .array([.number(1), .number(-25), .bool(true), .bool(false), .null]),
-            "s": .string("q\"\\/\né😀"), "o": .object([:]),
-        ]))
-    }
-
-    @Test func refusesWhatIsNotExactlyOneValue() {
-        for text in ["", "{", "[1,]", "{\"a\":}", "\"open", "tru", "1 2", "{\"a\":1,}", "\"\u{1}\"", "\"\\ud800\"",
-                     String(repeating: "[", count: 600) + String(repeating: "]", count: 600)] {
-            #expect(JSONValue.parse(Array(text.utf8)) == nil, "accepted \(text.prefix(20))")
-        }
-        #expect(JSONValue.parse([0xFF, 0xFE]) == nil)
-    }
-
-    @Test func roundTripsWithTheEncoder() {
-        let value = JSONValue.object(["units": .array([.string("a.service"), .number(3)]), "ok": .bool(true)])
-        #expect(JSONValue.parse(Array(value.encodedString().utf8)) == value)
-    }
-}

@@ -1,8 +1,8 @@
 import FerrySystem
+import FerryTestSupport
 import LiveUpdate
 import LiveUpdateConformance
 import LiveUpdateEmulator
-import FerryTestSupport
 import Testing
 
 /// The whole conformance table against the emulator, one profile at a time, across a simulated kexec.

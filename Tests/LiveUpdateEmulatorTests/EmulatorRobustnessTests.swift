@@ -1,9 +1,9 @@
 import CFerry
 import FerrySystem
+import FerryTestSupport
 import LiveUpdate
 import LiveUpdateEmulator
 import SystemPackage
-import FerryTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,8 +1,8 @@
 import FerrySystem
+import FerryTestSupport
 import LiveUpdate
 import LiveUpdateEmulator
 import SystemPackage
-import FerryTestSupport
 import Testing
 
 #if canImport(Glibc)

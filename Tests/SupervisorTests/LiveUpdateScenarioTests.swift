@@ -1,8 +1,9 @@
 import FerryControl
+import FerryJSON
 import FerrySystem
 import FerryTestSupport
-import LiveUpdateEmulator
 import LiveUpdate
+import LiveUpdateEmulator
 import Testing
 
 #if canImport(Glibc)

@@ -5,15 +5,52 @@ struct JSONParser {
     private let bytes: [UInt8]
     private var position = 0
     private static let maximumDepth = 512
+    /// Also record the key order of the root object and of the object at this member of the
+    /// root: a decoded object forgets its order, and systemd restores units in document order.
+    private let orderedMember: String?
+    /// The root member being parsed, to know when `orderedMember` is reached.
+    private var rootKey: String?
+    private(set) var order = KeyOrder()
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// Keys in written order.
+    struct KeyOrder {
+        var root: [String]?
+        var member: [String]?
+    }
+
+    init(_ bytes: [UInt8], recordingKeyOrderOf member: String? = nil) {
+        self.bytes = bytes
+        self.orderedMember = member
+    }
 
     /// The value of the whole document, or nil for anything that is not exactly one JSON value.
     static func parse(_ bytes: [UInt8]) -> JSONValue? {
         var parser = JSONParser(bytes)
-        guard let value = parser.value(depth: 0) else { return nil }
-        parser.skipSpace()
-        return parser.position == bytes.count ? value : nil
+        return parser.document()
+    }
+
+    /// The whole document, with the key order of the root object and of the object at `root[member]`.
+    static func parse(_ bytes: [UInt8], keyOrderOf member: String) -> (value: JSONValue, order: KeyOrder)? {
+        var parser = JSONParser(bytes, recordingKeyOrderOf: member)
+        return parser.document().map { ($0, parser.order) }
+    }
+
+    private mutating func document() -> JSONValue? {
+        guard let value = value(depth: 0) else { return nil }
+        skipSpace()
+        return position == bytes.count ? value : nil
+    }
+
+    private mutating func startOrder(atDepth depth: Int) -> WritableKeyPath<KeyOrder, [String]?>? {
+        guard let orderedMember else { return nil }
+        let path: WritableKeyPath<KeyOrder, [String]?>
+        switch depth {
+        case 0: path = \.root
+        case 1 where rootKey == orderedMember: path = \.member
+        default: return nil
+        }
+        order[keyPath: path] = []
+        return path
     }
 
     private mutating func value(depth: Int) -> JSONValue? {
@@ -34,11 +71,14 @@ struct JSONParser {
     private mutating func object(depth: Int) -> JSONValue? {
         position += 1
         var members: [String: JSONValue] = [:]
+        let ordered = startOrder(atDepth: depth)
         skipSpace()
         if take(UInt8(ascii: "}")) { return .object(members) }
         while true {
             skipSpace()
             guard let key = string() else { return nil }
+            if let ordered { order[keyPath: ordered]?.append(key) }
+            if depth == 0 { rootKey = key }
             skipSpace()
             guard take(UInt8(ascii: ":")), let member = value(depth: depth + 1) else { return nil }
             members[key] = member

@@ -1,4 +1,5 @@
 import CFerry
+import FerryControl
 import FerrySystem
 import SystemPackage
 

@@ -67,7 +67,14 @@ public enum JSONValue: Codable, Equatable, Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// Exactly one JSON value, or nil.
     public static func parse(_ bytes: [UInt8]) -> JSONValue? {
         JSONParser.parse(bytes)
+    }
+
+    /// Exactly one JSON value, with the keys of the root object and of the object at
+    /// `root[member]` in written order (each nil when there is no such object).
+    public static func parse(_ bytes: [UInt8], keyOrderOf member: String) -> (value: JSONValue, rootKeys: [String]?, memberKeys: [String]?)? {
+        JSONParser.parse(bytes, keyOrderOf: member).map { ($0.value, $0.order.root, $0.order.member) }
     }
 }

@@ -7,6 +7,14 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         public var type: String
         public var token: UInt64?
         public var sessionName: String?
+
+        public init(unit: String, name: String, type: String, token: UInt64? = nil, sessionName: String? = nil) {
+            self.unit = unit
+            self.name = name
+            self.type = type
+            self.token = token
+            self.sessionName = sessionName
+        }
     }
 
     public var sessionName: String

@@ -1,5 +1,8 @@
 import FDStore
+import FerryControl
+import FerryJSON
 import FerrySystem
+import LiveUpdateReports
 import Logging
 import Orchestrator
 import Supervisor
@@ -262,8 +265,4 @@ public final class ManagerInterface {
         guard let dot = method.lastIndex(of: ".") else { return ("", method) }
         return (String(method[..<dot]), String(method[method.index(after: dot)...]))
     }
-}
-
-public enum FerryVersion {
-    public static let current = "0.1.0"
 }
