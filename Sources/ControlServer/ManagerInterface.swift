@@ -20,7 +20,8 @@ public final class ManagerInterface {
                    fdStoreMax: int, preserve: string, path: ?string)
         type StoredFD (name: string, type: string, inode: int, path: string, size: ?int, sessionName: ?string)
 
-        method GetManager() -> (version: string, units: int, kexecCount: int, notifyMessages: int, storedFDs: int)
+        method GetManager() -> (version: string, units: int, kexecCount: int, notifyMessages: int, storedFDs: int,
+                                previousShutdown: object, liveUpdatePhase: ?string)
         method ListUnits() -> (units: []Unit)
         method GetUnit(name: string) -> (unit: Unit)
         method StartUnit(name: string) -> (unit: Unit)
@@ -42,6 +43,8 @@ public final class ManagerInterface {
         error StartFailed (name: string, reason: string)
         error PermissionDenied (method: string)
         error LiveUpdateFailed (report: object)
+        # A live update is under way: changes wait until it hands over or rolls back.
+        error LiveUpdateInProgress (phase: string)
         """
 
     public struct UnitSummary: Codable, Sendable {
@@ -79,21 +82,17 @@ public final class ManagerInterface {
     }
 
     let manager: Manager
+    let orchestrator: LiveUpdateOrchestrator
     let logger: Logger
     /// Start/stop callers waiting for the unit to settle.
     private var waiting: [(unit: UnitName, responder: VarlinkServer.Responder)] = []
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
     public var onReload: () -> Void = {}
     public var onReexecute: () -> Void = {}
-    /// Runs a live update; answers the responder itself (it may never answer: the machine reboots).
-    public var onKexec: (KexecRequest, VarlinkServer.Responder) -> Void = { _, responder in
-        responder.reply(.failure("org.varlink.service.MethodNotSupported", ["method": .string("Kexec")]))
-    }
-    /// The restore report of this boot, if any.
-    public var restoreReport: () -> RestoreReport? = { nil }
 
-    public init(manager: Manager, logger: Logger) {
+    public init(manager: Manager, orchestrator: LiveUpdateOrchestrator, logger: Logger) {
         self.manager = manager
+        self.orchestrator = orchestrator
         self.logger = logger
         manager.stateObservers.append { [unowned self] service in settle(service) }
     }
@@ -115,6 +114,11 @@ public final class ManagerInterface {
             responder.reply(.failure("\(Self.interfaceName).PermissionDenied", ["method": .string(call.method)]))
             return
         }
+        if changes.contains(method), let phase = orchestrator.phase {
+            // The update owns the units until it hands over or rolls back.
+            responder.reply(.failure("\(Self.interfaceName).LiveUpdateInProgress", ["phase": .string(phase.rawValue)]))
+            return
+        }
         switch method {
         case "GetManager":
             responder.reply(Varlink.Reply(parameters: [
@@ -122,7 +126,8 @@ public final class ManagerInterface {
                 "kexecCount": .number(Double(manager.kexecCount)),
                 "notifyMessages": .number(Double(manager.notifyMessages)),
                 "storedFDs": .number(Double(manager.services.values.reduce(0) { $0 + $1.store.count })),
-                "previousShutdown": JSONValue.from(restoreReport()?.previousShutdown ?? [:]),
+                "previousShutdown": JSONValue.from(orchestrator.lastRestoreReport?.previousShutdown ?? [:]),
+                "liveUpdatePhase": orchestrator.phase.map { .string($0.rawValue) } ?? .null,
             ]))
         case "ListUnits":
             manager.loadAll()
@@ -166,13 +171,30 @@ public final class ManagerInterface {
                 commandLine: call.parameters["commandLine"]?.string,
                 reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
                 rehearse: call.parameters["rehearse"]?.bool ?? false)
-            onKexec(request, responder)
+            liveUpdate(request, responder)
         case "GetLiveUpdate":
             var parameters: [String: JSONValue] = ["kexecCount": .number(Double(manager.kexecCount))]
-            if let report = restoreReport() { parameters["restore"] = JSONValue.from(report) }
+            if let report = orchestrator.lastRestoreReport { parameters["restore"] = JSONValue.from(report) }
             responder.reply(Varlink.Reply(parameters: parameters))
         default:
             responder.reply(.failure("org.varlink.service.MethodNotFound", ["method": .string(call.method)]))
+        }
+    }
+
+    /// Answers when the update is refused, rolls back, or (a rehearsal) is about to hand over;
+    /// a real kexec that succeeds answers nothing: the connection ends with the old kernel.
+    private func liveUpdate(_ request: KexecRequest, _ responder: VarlinkServer.Responder) {
+        do throws(LiveUpdateOrchestrator.Busy) {
+            try orchestrator.begin(request) { outcome in
+                switch outcome {
+                case .handingOver(let report):
+                    responder.reply(Varlink.Reply(parameters: ["report": JSONValue.from(report)]))
+                case .refused(let report), .rolledBack(let report):
+                    responder.reply(.failure("\(Self.interfaceName).LiveUpdateFailed", ["report": JSONValue.from(report)]))
+                }
+            }
+        } catch {
+            responder.reply(.failure("\(Self.interfaceName).LiveUpdateInProgress", ["phase": .string(error.phase.rawValue)]))
         }
     }
 

@@ -98,6 +98,12 @@ public struct VarlinkClient: ~Copyable {
 
     /// Sends `call` and waits for its reply.
     public mutating func call(_ call: Varlink.Call) throws(SystemCallError) -> Varlink.Reply {
+        try send(call)
+        return try receiveReply()
+    }
+
+    /// Sends `call` without waiting; its reply comes from `receiveReply`, in call order.
+    public func send(_ call: Varlink.Call) throws(SystemCallError) {
         let bytes = call.encoded()
         var sent = 0
         while sent < bytes.count {
@@ -105,6 +111,10 @@ public struct VarlinkClient: ~Copyable {
                 bytes.withUnsafeBytes { Glibc.send(socket.rawValue, $0.baseAddress! + sent, $0.count - sent, CInt(MSG_NOSIGNAL)) }
             }
         }
+    }
+
+    /// Waits for the reply to the oldest call not yet answered.
+    public mutating func receiveReply() throws(SystemCallError) -> Varlink.Reply {
         while pending.isEmpty {
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = try systemCall("recv") { Glibc.recv(socket.rawValue, &chunk, chunk.count, 0) }

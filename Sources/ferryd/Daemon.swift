@@ -45,7 +45,6 @@ final class Daemon {
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
-        interface = ManagerInterface(manager: manager, logger: logger)
         manager.controlGroups = ControlGroups.detect()
         logger.info("process tracking: \(manager.controlGroups.map { "cgroup v2 under \($0.root)" } ?? "process groups (no writable cgroup v2)")")
         let backend: any LiveUpdateBackend
@@ -57,14 +56,13 @@ final class Daemon {
         }
         orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
                                               logger: logger)
+        interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
         control = try VarlinkServer(loop: loop, path: options.controlPath,
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }) { [unowned self] call, peer, responder in
             interface.handle(call, peer: peer, responder: responder)
         }
         interface.onReload = { [unowned self] in manager.reloadUnits() }
         interface.onReexecute = { [unowned self] in reexecRequested = true }
-        interface.onKexec = { [unowned self] request, responder in liveUpdate(request, responder) }
-        interface.restoreReport = { [unowned self] in orchestrator.lastRestoreReport }
         try loop.watch(signals.rawValue, for: .readable) { [unowned self] _ in handleSignals() }
 
         if let state {
@@ -98,38 +96,6 @@ final class Daemon {
             default: break
             }
         }
-    }
-
-    /// A live update; on success this process is replaced (rehearsal) or the machine reboots.
-    private func liveUpdate(_ request: KexecRequest, _ responder: VarlinkServer.Responder) {
-        let report = orchestrator.run(request) { prepared in
-            // Fault injection for the rollback tests: the reboot "fails" with this errno.
-            if let injected = getenv("FERRYD_TEST_FAIL_REBOOT").map({ String(cString: $0) }) {
-                return "reboot(LINUX_REBOOT_CMD_KEXEC): \(injected) (injected by FERRYD_TEST_FAIL_REBOOT)"
-            }
-            if request.rehearse {
-                guard let emulator = (orchestrator.backend as? EmulatorBackend)?.socketPath else { return "no emulator" }
-                do throws(SystemCallError) {
-                    _ = try EmulatorControl.simulateKexec(socketPath: emulator)
-                } catch {
-                    return "simulated kexec: \(error)"
-                }
-                responder.reply(Varlink.Reply(parameters: ["report": JSONValue.from(prepared.report)]))
-                // Past the point of no return: every service dies, ferryd starts again as on a fresh boot.
-                InitDuties.killServices(manager)
-                let failure = Reexec.startFresh()
-                logger.critical("cannot start ferryd again after the simulated kexec: \(failure)")
-                exit(1)
-            }
-            InitDuties.endOtherProcesses(manager)
-            do throws(SystemCallError) {
-                try Kexec.reboot()
-            } catch {
-                return "\(error.call): \(error.errno.symbolicName) (\(error.errno))"
-            }
-            return "reboot(LINUX_REBOOT_CMD_KEXEC) returned"
-        }
-        responder.reply(.failure("io.ferry.Manager.LiveUpdateFailed", ["report": JSONValue.from(report)]))
     }
 
     /// Stops every running service, then exits (stores are not kept past ferryd's life). As PID 1

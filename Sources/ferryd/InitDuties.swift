@@ -6,8 +6,9 @@ import Supervisor
 import Glibc
 #endif
 
-/// What ferryd does as PID 1: mount the essential file systems, end every other process before a
-/// kexec, power off at the end. (Reaping orphans is the SIGCHLD loop's job everywhere.)
+/// What ferryd does as PID 1: mount the essential file systems, power off or restart at the end.
+/// Reaping orphans is the SIGCHLD loop's job everywhere; ending every other process before a kexec
+/// is the live update's hand-over (Orchestrator).
 enum InitDuties {
     static func mountEssentials() {
         let mounts: [(String, String, String)] = [
@@ -33,24 +34,6 @@ enum InitDuties {
         var parent = stat()
         guard stat(path, &own) == 0, stat(path + "/..", &parent) == 0 else { return false }
         return own.st_dev != parent.st_dev
-    }
-
-    /// SIGKILL to every service's process group.
-    static func killServices(_ manager: Manager) {
-        for service in manager.services.values {
-            if let group = service.processGroup { Processes.signalGroup(group, SIGKILL) }
-        }
-    }
-
-    /// Before the kexec, ferryd is the last process standing.
-    static func endOtherProcesses(_ manager: Manager) {
-        killServices(manager)
-        if getpid() == 1 {
-            kill(-1, SIGKILL)  // every process but init
-            var status: CInt = 0
-            while waitpid(-1, &status, 0) > 0 || errno == EINTR {}
-        }
-        sync()
     }
 
     static func end(restart: Bool) -> Never {

@@ -41,16 +41,6 @@ enum Reexec {
         return "execv: \(Errno(rawValue: failure).symbolicName)"
     }
 
-    /// Replaces this process with a fresh ferryd (no state): after a simulated kexec, as on a new boot.
-    /// Every descriptor is close-on-exec, so nothing is inherited except through the emulator.
-    static func startFresh() -> String {
-        unsetenv(variable)
-        setenv("FERRYD_AFTER_REHEARSAL", "1", 1)
-        var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
-        execv("/proc/self/exe", &arguments)
-        return "execv: \(Errno(rawValue: errno).symbolicName)"
-    }
-
     /// The state left by a previous ferryd, if this process is a re-exec.
     static func takeState() -> State? {
         guard let value = getenv(variable), let fd = CInt(String(cString: value)) else { return nil }

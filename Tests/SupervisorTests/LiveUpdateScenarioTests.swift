@@ -139,6 +139,36 @@ import Glibc
         }
     }
 
+    /// The update runs on the event loop: while a unit takes its time to stop, ferryd still
+    /// answers, shows the phase, and refuses changes and a second update.
+    @Test func oneUpdateAtATimeWhileTheLoopKeepsServing() throws {
+        try withEmulator { emulator in
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            ferryd.writeUnit("stubborn.service", toolUnit("store data kept barrier ignoreterm ready sleep",
+                                                          extra: "TimeoutStopSec=4"))
+            ferryd.writeUnit("other.service", toolUnit("ready sleep"))
+            _ = try ferryd.start("stubborn.service")
+            #expect(ferryd.waitUntil { try ferryd.storeNames("stubborn.service") == ["data"] })
+            var first = try VarlinkClient(path: ferryd.control)
+            try first.send(Varlink.Call(method: "io.ferry.Manager.Kexec", parameters: ["rehearse": .bool(true)]))
+            #expect(ferryd.waitUntil { try ferryd.call("GetManager").parameters["liveUpdatePhase"]?.string == "stop" })
+            let second = try ferryd.call("Kexec", ["rehearse": .bool(true)])
+            #expect(second.error == "io.ferry.Manager.LiveUpdateInProgress")
+            #expect(second.parameters["phase"]?.string == "stop")
+            let start = try ferryd.call("StartUnit", ["name": .string("other.service")])
+            #expect(start.error == "io.ferry.Manager.LiveUpdateInProgress")
+            #expect(try ferryd.state("other.service") == "inactive (dead)")
+            // The first request goes through once the stubborn unit is killed after its timeout.
+            let reply = try first.receiveReply()
+            #expect(reply.error == nil, "\(reply.parameters)")
+            #expect(ferryd.waitUntil(seconds: 30) {
+                try ferryd.call("GetLiveUpdate").parameters["restore"]?["found"]?.bool == true
+            })
+            #expect(try ferryd.storeNames("stubborn.service") == ["data"])
+            #expect(try ferryd.call("GetManager").parameters["liveUpdatePhase"] == .null)
+        }
+    }
+
     @Test func aKernelThatDoesNotLoadIsRefusedBeforeStoppingAnything() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("up.service", toolUnit("ready sleep"))

@@ -1,0 +1,205 @@
+import FerryJSON
+import FerrySystem
+import LiveUpdate
+import LiveUpdateReports
+import Logging
+import Supervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One live update, start to finish, as a small state machine whose phases read top to bottom:
+///
+///     load kernel → stop → serialize → preserve → hand over
+///                     ↘ (any failure after the stop) roll back
+///
+/// It runs on the event loop and never nests it: the one wait (units stopping) returns to the
+/// loop and resumes when the last unit is down (a state change) or at the stop deadline.
+public final class LiveUpdateFlow {
+    public enum Phase: String, Sendable {
+        case loadKernel = "load-kernel"
+        case stop
+        case serialize
+        case preserve
+        case handOver = "hand-over"
+        case rollBack = "roll-back"
+    }
+
+    public private(set) var phase = Phase.loadKernel
+    let request: KexecRequest
+    private unowned let orchestrator: LiveUpdateOrchestrator
+    private let outcome: (LiveUpdateOutcome) -> Void
+    private var report: LiveUpdateReport
+    /// Units that were active before the stop: started again by a rollback, or after the boot.
+    private var activeUnits: [UnitName] = []
+    private let shutdownStart = MonotonicClock.microseconds()
+    private var phaseStart = MonotonicClock.microseconds()
+    private var stopDeadline: TimerFD?
+    /// How long units may take to stop before the update goes on without waiting further.
+    static let stopDeadlineDuration = Duration.seconds(120)
+
+    private var manager: Manager { orchestrator.manager }
+    private var logger: Logger { orchestrator.logger }
+
+    init(request: KexecRequest, orchestrator: LiveUpdateOrchestrator, outcome: @escaping (LiveUpdateOutcome) -> Void) {
+        self.request = request
+        self.orchestrator = orchestrator
+        self.outcome = outcome
+        report = LiveUpdateReport(sessionName: orchestrator.sessionName, rehearsal: request.rehearse)
+    }
+
+    // MARK: 1. Load the kernel (or check the emulator): nothing has changed yet
+
+    func start() {
+        phase = .loadKernel
+        if request.rehearse && emulatorSocket == nil {
+            return refuse("a rehearsal needs the LUO emulator (set \(EmulatorWire.environmentVariable))")
+        }
+        if !request.rehearse, let failure = KernelLoading.prepare(request, logger: logger) {
+            return refuse(failure)
+        }
+        stopUnits()
+    }
+
+    // MARK: 2. Stop every unit, holding every store whatever its preserve mode
+
+    private func stopUnits() {
+        phase = .stop
+        phaseStart = MonotonicClock.microseconds()
+        activeUnits = manager.services.values
+            .filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
+        for service in manager.services.values { manager.stop(service, keepingStore: true) }
+        armStopDeadline()
+        unitChanged(nil)
+    }
+
+    /// Every state change of a unit comes here while the update runs.
+    func unitChanged(_ service: Service?) {
+        guard phase == .stop, !manager.services.values.contains(where: { $0.mainPID != nil }) else { return }
+        unitsStopped()
+    }
+
+    private func armStopDeadline() {
+        guard let timer = try? TimerFD() else {
+            // Without a deadline the update would wait for ever on a unit that never stops.
+            logger.error("live update: cannot arm the stop deadline (timerfd); not waiting for units past their own stop timeouts")
+            return
+        }
+        timer.arm(after: Self.stopDeadlineDuration)
+        let fd = timer.descriptor.rawValue
+        stopDeadline = consume timer
+        try? manager.loop.watch(fd, for: .readable) { [unowned self] _ in
+            let running = manager.services.values.filter { $0.mainPID != nil }.map { "\($0.name)" }.sorted()
+            logger.error("live update: \(running.joined(separator: ", ")) still running after \(Self.stopDeadlineDuration); going on")
+            unitsStopped()
+        }
+    }
+
+    private func unitsStopped() {
+        if let fd = stopDeadline?.descriptor.rawValue { manager.loop.unwatch(fd) }
+        stopDeadline = nil
+        report.timings.stop = lap()
+        logger.info("stopped every unit for the live update (\(activeUnits.count) were active)")
+        serialize()
+    }
+
+    // MARK: 3. Serialize: which stored fds ride the update
+
+    private func serialize() {
+        phase = .serialize
+        let collection = StoreCollection.collect(from: manager, ownSession: orchestrator.sessionName, logger: logger)
+        report.skipped += collection.skipped
+        report.timings.serialize = lap()
+        preserve(collection.entries)
+    }
+
+    // MARK: 4. Preserve: Ferry's session, the mapping first, then every fd
+
+    private func preserve(_ entries: [StoreCollection.Entry]) {
+        phase = .preserve
+        var prepared: PreparedSession
+        do throws(PreparedSession.Failure) {
+            prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName,
+                                           entryCount: entries.count)
+        } catch {
+            return rollBack(error.text)
+        }
+        prepared.preserve(entries, report: &report, logger: logger)
+        report.timings.preserve = lap()
+        handOver(prepared)
+    }
+
+    // MARK: 5. Hand over: write the mapping last, announce, and leave this kernel
+
+    private func handOver(_ prepared: consuming PreparedSession) {
+        phase = .handOver
+        do throws(PreparedSession.Failure) {
+            try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: [
+                "activeUnits": .array(activeUnits.map { .string($0.full) }),
+                "bootID": .string(LiveUpdateOrchestrator.bootID()),
+                "shutdownStart": .number(Double(shutdownStart)),
+                "timings": JSONValue.from(report.timings),
+            ])
+        } catch {
+            return rollBack(error.text)
+        }
+        logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
+        // A rehearsal announces itself, as this process is replaced; a real kexec does not, so
+        // that whoever asked hears either nothing (the machine is gone) or the rollback.
+        let failure = if request.rehearse, let emulator = emulatorSocket {
+            HandOver.rehearsal(manager, emulator: emulator) { outcome(.handingOver(report)) }
+        } else {
+            HandOver.kexec(manager)
+        }
+        // Only a failed hand-over comes back: the session closes as `prepared` goes away.
+        _ = consume prepared
+        rollBack(failure)
+    }
+
+    // MARK: Failure before the point of no return
+
+    /// Nothing was changed: say why and end.
+    private func refuse(_ reason: String) {
+        report.failure = reason
+        logger.error("live update refused: \(reason)")
+        outcome(.refused(report))
+    }
+
+    /// Units were stopped: start the ones that ran again, with their stores (which the stop held).
+    private func rollBack(_ reason: String) {
+        phase = .rollBack
+        report.failure = reason
+        logger.error("live update failed, rolling back: \(reason)")
+        for service in manager.services.values { manager.releaseLiveUpdateHold(service) }
+        for name in activeUnits {
+            do throws(ManagerError) {
+                try manager.start(manager.service(name))
+            } catch {
+                logger.error("rollback: \(name) could not start again: \(error.message)")
+            }
+        }
+        logger.info("rolled back: \(activeUnits.count) unit(s) started again with their stores")
+        outcome(.rolledBack(report))
+    }
+
+    // MARK: Helpers
+
+    private var emulatorSocket: String? { (orchestrator.backend as? EmulatorBackend)?.socketPath }
+
+    /// Microseconds since the current phase began; starts the next.
+    private func lap() -> UInt64 {
+        let now = MonotonicClock.microseconds()
+        defer { phaseStart = now }
+        return now - phaseStart
+    }
+}
+
+extension LiveUpdateOrchestrator {
+    /// /proc/sys/kernel/random/boot_id: tells a rehearsal (same boot) from a real kexec.
+    static func bootID() -> String {
+        var text = Substring(FileIO.text(ofFile: "/proc/sys/kernel/random/boot_id", limit: 128) ?? "")
+        while let last = text.last, last == "\n" || last == " " { text.removeLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,56 @@
+import FerrySystem
+import LiveUpdate
+import Logging
+import Supervisor
+
+/// The serialize phase: which stored fds ride the update, and what is left behind and why.
+struct StoreCollection {
+    /// One fd to carry: a plain fd to preserve, or a service-owned session kept open by its store.
+    struct Entry {
+        var unit: UnitName
+        var name: String
+        /// Owned by the unit's store, which keeps it open until the reboot or the rollback.
+        var fd: CInt
+        /// Set for a LUO session: it is carried by staying open, never preserved inside another.
+        var sessionName: String?
+    }
+
+    var entries: [Entry] = []
+    /// Each with its reason: unit, fd name, and why.
+    var skipped: [String] = []
+
+    /// The entries of every store that outlives its process (yes, on-success), by unit name and
+    /// newest first. A stored session named like Ferry's own is dropped from its store now: held
+    /// open it would make Ferry's CREATE_SESSION fail with EEXIST, and after boot it could not be
+    /// told apart from Ferry's session.
+    static func collect(from manager: Manager, ownSession: String, logger: Logger) -> StoreCollection {
+        var collection = StoreCollection()
+        var infringing: [(Service, UInt64)] = []
+        for service in manager.services.values.sorted(by: { $0.name < $1.name }) where !service.store.isEmpty {
+            guard service.config.fdStorePreserve.outlivesProcess else {
+                collection.skipped.append("unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))")
+                continue
+            }
+            for entry in service.store.entries {
+                guard let identity = SessionIdentity.of(entry.descriptor) else {
+                    collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd))
+                    continue
+                }
+                guard let sessionName = identity.name ?? (try? LiveUpdateSession.readName(fd: entry.fd)) else {
+                    collection.skipped.append("unit \(service.name) fd '\(entry.name)': a LUO session whose name cannot be read, skipped")
+                    continue
+                }
+                if sessionName == ownSession {
+                    let text = "unit \(service.name) fd '\(entry.name)': session '\(sessionName)' infringes Ferry's namespace, dropped"
+                    logger.warning("\(text)")
+                    collection.skipped.append(text)
+                    infringing.append((service, entry.id))
+                    continue
+                }
+                collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName))
+            }
+        }
+        for (service, id) in infringing { manager.dropStored(id: id, from: service) }
+        return collection
+    }
+}
