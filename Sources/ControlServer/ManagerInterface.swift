@@ -94,7 +94,7 @@ public final class ManagerInterface {
         self.manager = manager
         self.orchestrator = orchestrator
         self.logger = logger
-        manager.stateObservers.append { [unowned self] service in settle(service) }
+        manager.observeStates { [unowned self] service in settle(service) }
     }
 
     /// The handler to give a VarlinkServer.
@@ -130,30 +130,30 @@ public final class ManagerInterface {
                 "liveUpdatePhase": orchestrator.phase.map { .string($0.rawValue) } ?? .null,
             ]))
         case "ListUnits":
-            manager.loadAll()
+            manager.units.loadAll()
             let units = manager.services.values.sorted { $0.name < $1.name }.map { JSONValue.from(UnitSummary($0)) }
             responder.reply(Varlink.Reply(parameters: ["units": .array(units)]))
         case "GetUnit": withUnit(call, responder) { service in responder.reply(unitReply(service)) }
         case "StartUnit": withUnit(call, responder) { service in start(service, responder) }
         case "StopUnit": withUnit(call, responder) { service in
-            manager.stop(service)
+            manager.processes.stop(service)
             wait(service, responder)
         }
         case "RestartUnit": withUnit(call, responder) { service in
             do throws(ManagerError) {
-                try manager.restart(service)
+                try manager.processes.restart(service)
                 wait(service, responder)
             } catch {
                 responder.reply(failure(error))
             }
         }
         case "ListFDStore": withUnit(call, responder) { service in
-            let entries = manager.describeStore(of: service).map { JSONValue.from($0) }
+            let entries = manager.stores.describe(service).map { JSONValue.from($0) }
             responder.reply(Varlink.Reply(parameters: ["unit": .string(service.name.full), "entries": .array(entries)]))
         }
         case "CleanUnit": withUnit(call, responder) { service in
             do throws(ManagerError) {
-                try manager.clean(service)
+                try manager.stores.clean(service)
                 responder.reply(unitReply(service))
             } catch {
                 responder.reply(failure(error))
@@ -200,7 +200,7 @@ public final class ManagerInterface {
 
     private func start(_ service: Service, _ responder: VarlinkServer.Responder) {
         do throws(ManagerError) {
-            try manager.start(service)
+            try manager.processes.start(service)
             wait(service, responder)
         } catch {
             responder.reply(failure(error))
@@ -240,7 +240,7 @@ public final class ManagerInterface {
             responder.reply(.failure("\(Self.interfaceName).InvalidUnitName", ["name": .string(text)]))
             return
         }
-        guard let service = manager.existingService(name) else {
+        guard let service = manager.units.existingService(name) else {
             responder.reply(.failure("\(Self.interfaceName).NoSuchUnit", ["name": .string(text)]))
             return
         }

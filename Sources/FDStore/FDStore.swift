@@ -8,7 +8,8 @@ import Glibc
 /// One unit's file descriptor store, with systemd's rules (reference-systemd.md §3): a limit,
 /// names, refusal of the same open file twice, optional removal on POLLHUP/POLLERR, newest first.
 ///
-/// The store owns every descriptor in it; removing an entry closes it unless the caller takes it.
+/// The store owns every descriptor in it, each with its poll watch; an entry that is removed and
+/// let go closes its descriptor and ends its watch.
 public final class FDStore {
     /// One stored descriptor.
     public final class Entry {
@@ -19,6 +20,8 @@ public final class FDStore {
         public let key: FileKey
         /// The raw number, owned by this entry.
         public let fd: CInt
+        /// The POLLHUP/POLLERR watch on `fd`, owned with it: cancelled before the fd closes.
+        public var pollWatch: EventLoop.Watch?
 
         init(id: UInt64, name: String, poll: Bool, key: FileKey, fd: consuming OwnedFD) {
             self.id = id
@@ -28,7 +31,11 @@ public final class FDStore {
             self.fd = fd.release()
         }
 
-        deinit { Glibc.close(fd) }
+        deinit {
+            // Cancelled first: epoll keeps reporting a closed fd whose file another process holds.
+            pollWatch?.cancel()
+            Glibc.close(fd)
+        }
 
         public var descriptor: FileDescriptor { FileDescriptor(rawValue: fd) }
     }

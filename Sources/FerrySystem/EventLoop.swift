@@ -43,6 +43,34 @@ public final class EventLoop {
         handlers[fd] = handler
     }
 
+    /// A watch that ends when its owner lets it go: whoever owns the descriptor keeps this beside
+    /// it and cancels it before closing the descriptor.
+    public final class Watch {
+        private weak var loop: EventLoop?
+        private let fd: CInt
+        private var active = true
+
+        fileprivate init(loop: EventLoop, fd: CInt) {
+            self.loop = loop
+            self.fd = fd
+        }
+
+        /// Stops watching; only the first call acts (the number may belong to another fd later).
+        public func cancel() {
+            guard active else { return }
+            active = false
+            loop?.unwatch(fd)
+        }
+
+        deinit { cancel() }
+    }
+
+    /// `watch`, returning the watch as an owned value instead of leaving it to a later `unwatch`.
+    public func ownedWatch(_ fd: CInt, for events: Events, handler: @escaping Handler) throws(SystemCallError) -> Watch {
+        try watch(fd, for: events, handler: handler)
+        return Watch(loop: self, fd: fd)
+    }
+
     /// Stops watching `fd`; call it before closing `fd`.
     public func unwatch(_ fd: CInt) {
         guard handlers.removeValue(forKey: fd) != nil else { return }

@@ -69,7 +69,7 @@ public final class LiveUpdateFlow {
         phaseStart = MonotonicClock.microseconds()
         activeUnits = manager.services.values
             .filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
-        for service in manager.services.values { manager.stop(service, keepingStore: true) }
+        for service in manager.services.values { manager.processes.stop(service, keepingStore: true) }
         armStopDeadline()
         unitChanged(nil)
     }
@@ -171,10 +171,10 @@ public final class LiveUpdateFlow {
         phase = .rollBack
         report.failure = reason
         logger.error("live update failed, rolling back: \(reason)")
-        for service in manager.services.values { manager.releaseLiveUpdateHold(service) }
+        for service in manager.services.values { manager.processes.releaseLiveUpdateHold(service) }
         for name in activeUnits {
             do throws(ManagerError) {
-                try manager.start(manager.service(name))
+                try manager.processes.start(manager.units.service(name))
             } catch {
                 logger.error("rollback: \(name) could not start again: \(error.message)")
             }

@@ -53,7 +53,7 @@ public final class LiveUpdateOrchestrator {
         self.backend = backend
         self.sessionName = sessionName
         self.logger = logger
-        manager.stateObservers.append { [unowned self] service in current?.unitChanged(service) }
+        manager.observeStates { [unowned self] service in current?.unitChanged(service) }
     }
 
     /// The phase of the update under way, nil when none is.

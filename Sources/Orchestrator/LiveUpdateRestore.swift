@@ -104,7 +104,7 @@ extension LiveUpdateOrchestrator {
         case .fd(let name, let token):
             do throws(LiveUpdateError) {
                 let fd = try session.retrieve(token: token)
-                guard manager.attachExternal(fd, to: unit, name: name, origin: "LUO") else {
+                guard manager.stores.attach(fd, to: unit, name: name, origin: "LUO") else {
                     report.problems.append("unit \(unit) fd '\(name)' (token \(token)): its store refused it")
                     return
                 }
@@ -116,7 +116,7 @@ extension LiveUpdateOrchestrator {
         case .session(let name, let sessionName):
             do throws(LiveUpdateError) {
                 let owned = try device.retrieveSession(named: sessionName)
-                guard manager.attachExternal(owned.releaseDescriptor(), to: unit, name: name, origin: "LUO") else {
+                guard manager.stores.attach(owned.releaseDescriptor(), to: unit, name: name, origin: "LUO") else {
                     report.problems.append("unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it")
                     return
                 }
@@ -151,19 +151,19 @@ extension LiveUpdateOrchestrator {
     private func startRestored(_ names: [UnitName], report: inout RestoreReport) {
         let restoreEnd = MonotonicClock.microseconds()
         var firstReady: UInt64?
-        manager.stateObservers.append { [weak self] service in
+        manager.observeStates { [weak self] service in
             guard firstReady == nil, service.state.active == .active || service.state == .pinned else { return }
             firstReady = MonotonicClock.microseconds() - restoreEnd
             self?.lastRestoreStorage?.timings.ready = firstReady
         }
         for name in names {
-            let service = manager.service(name)
+            let service = manager.units.service(name)
             guard !service.isStub else {
                 report.problems.append("unit \(name) ran before the update but has no unit file now; not started")
                 continue
             }
             do throws(ManagerError) {
-                try manager.start(service)
+                try manager.processes.start(service)
                 report.startedUnits.append(name.full)
             } catch {
                 report.problems.append("unit \(name) could not start after the update: \(error.message)")

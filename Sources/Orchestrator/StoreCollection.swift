@@ -50,7 +50,7 @@ struct StoreCollection {
                 collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName))
             }
         }
-        for (service, id) in infringing { manager.dropStored(id: id, from: service) }
+        for (service, id) in infringing { manager.stores.drop(id: id, from: service) }
         return collection
     }
 }

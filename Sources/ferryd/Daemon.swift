@@ -45,12 +45,12 @@ final class Daemon {
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
-        manager.controlGroups = ControlGroups.detect()
-        logger.info("process tracking: \(manager.controlGroups.map { "cgroup v2 under \($0.root)" } ?? "process groups (no writable cgroup v2)")")
+        manager.processes.controlGroups = ControlGroups.detect()
+        logger.info("process tracking: \(manager.processes.controlGroups.map { "cgroup v2 under \($0.root)" } ?? "process groups (no writable cgroup v2)")")
         let backend: any LiveUpdateBackend
         if let emulator = options.emulator ?? getenv(EmulatorWire.environmentVariable).map({ String(cString: $0) }) {
             backend = EmulatorBackend(socketPath: emulator)
-            manager.extraEnvironment = ["\(EmulatorWire.environmentVariable)=\(emulator)"]
+            manager.processes.extraEnvironment = ["\(EmulatorWire.environmentVariable)=\(emulator)"]
         } else {
             backend = KernelBackend()
         }
@@ -61,18 +61,18 @@ final class Daemon {
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }) { [unowned self] call, peer, responder in
             interface.handle(call, peer: peer, responder: responder)
         }
-        interface.onReload = { [unowned self] in manager.reloadUnits() }
+        interface.onReload = { [unowned self] in manager.units.reload() }
         interface.onReexecute = { [unowned self] in reexecRequested = true }
         try loop.watch(signals.rawValue, for: .readable) { [unowned self] _ in handleSignals() }
 
         if let state {
             manager.kexecCount = state.kexecCount
             manager.restore(state.units)
-            manager.loadAll()
+            manager.units.loadAll()
             logger.info("re-executed: \(state.units.count) unit(s) taken over")
-            manager.reapChildren()
+            manager.processes.reapChildren()
         } else {
-            manager.loadAll()
+            manager.units.loadAll()
             logger.info("ferryd \(FerryVersion.current) started: \(manager.services.count) unit(s), control \(options.controlPath), notify \(options.notifyPath)")
             // A fresh boot (never a re-exec): take back what the previous kernel carried.
             orchestrator.restoreAfterBoot()
@@ -89,8 +89,8 @@ final class Daemon {
     private func handleSignals() {
         for signal in SignalFD.drain(signals.borrowed) {
             switch signal {
-            case SIGCHLD: manager.reapChildren()
-            case SIGHUP: manager.reloadUnits()
+            case SIGCHLD: manager.processes.reapChildren()
+            case SIGHUP: manager.units.reload()
             case SIGTERM: shutdown(reboot: false)
             case SIGINT: shutdown(reboot: true)
             default: break
@@ -102,11 +102,11 @@ final class Daemon {
     /// it powers the machine off (SIGTERM) or restarts it (SIGINT, as for ctrl-alt-del).
     private func shutdown(reboot: Bool) {
         logger.info("shutting down: stopping \(manager.services.values.filter { $0.mainPID != nil }.count) service(s)")
-        for service in manager.services.values where service.mainPID != nil { manager.stop(service) }
+        for service in manager.services.values where service.mainPID != nil { manager.processes.stop(service) }
         let deadline = MonotonicClock.now() + .seconds(10)
         while manager.services.values.contains(where: { $0.mainPID != nil }) && MonotonicClock.now() < deadline {
             try? loop.runOnce(timeoutMilliseconds: 100)
-            manager.reapChildren()
+            manager.processes.reapChildren()
         }
         for service in manager.services.values {
             if let group = service.processGroup, service.mainPID != nil { Processes.signalGroup(group, SIGKILL) }

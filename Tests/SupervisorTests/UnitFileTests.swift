@@ -152,6 +152,28 @@ import Glibc
         #expect(store.count == 2)
     }
 
+    /// An entry owns its fd and its poll watch: letting the entry go ends both, wherever that happens.
+    @Test func anEntryLetGoEndsItsWatchAndClosesItsFd() throws {
+        let loop = try EventLoop()
+        let store = FDStore(limit: 5)
+        var fdNumbers: [CInt] = []
+        for name in ["a", "b", "c"] {
+            let fd = try UnixSocket.socket(.datagram)  // pollable, unlike a memfd
+            fdNumbers.append(fd.rawValue)
+            guard case .added(let id) = try store.add(fd, name: name) else { Issue.record("not added"); return }
+            store.entry(id: id)?.pollWatch = try loop.ownedWatch(fdNumbers.last!, for: []) { _ in }
+        }
+        #expect(loop.watchedCount == 3)
+        store.remove(named: "a")
+        #expect(loop.watchedCount == 2)
+        #expect(fcntl(fdNumbers[0], F_GETFD) == -1)
+        store.truncate(to: 1)
+        #expect(loop.watchedCount == 1)
+        store.removeAll()
+        #expect(loop.watchedCount == 0)
+        #expect(fdNumbers.allSatisfy { fcntl($0, F_GETFD) == -1 })
+    }
+
     @Test func names() {
         #expect(FDName.isValid(""))
         #expect(FDName.isValid("state-1 ok"))

@@ -71,8 +71,8 @@ extension Manager {
 
     /// The unit a pid belongs to: a main process, or any process of a unit's process group.
     func sender(_ pid: pid_t) -> Service? {
-        if let service = byPID[pid] { return service }
-        if let name = controlGroups?.unit(of: pid), let service = services[name] { return service }
+        if let service = processes.byPID[pid] { return service }
+        if let name = processes.controlGroups?.unit(of: pid), let service = services[name] { return service }
         guard let group = Processes.processGroup(of: pid) else { return nil }
         return services.values.first { $0.processGroup == group && $0.mainPID != nil }
     }
@@ -94,19 +94,19 @@ extension Manager {
         }
         if let text = message.value("MAINPID") {
             if let newPID = pid_t(text), newPID > 0, Processes.processGroup(of: newPID) == service.processGroup {
-                if let old = service.mainPID { byPID[old] = nil }
+                if let old = service.mainPID { processes.byPID[old] = nil }
                 service.mainPID = newPID
-                byPID[newPID] = service
+                processes.byPID[newPID] = service
             } else {
                 logger.warning("\(service.name): MAINPID=\(text) is not a process of the unit, ignored")
             }
         }
         if message.isSet("STOPPING") && service.state.active != .deactivating {
-            setState(service, ServiceState(.deactivating, .stopSigterm))
+            states.set(service, ServiceState(.deactivating, .stopSigterm))
         }
-        if message.isSet("RELOADING") && service.state == .running { setState(service, .reloading) }
+        if message.isSet("RELOADING") && service.state == .running { states.set(service, .reloading) }
         if message.isSet("READY") && (service.state == .starting || service.state == .reloading) {
-            setState(service, .running)
+            states.set(service, .running)
         }
     }
 
@@ -114,7 +114,7 @@ extension Manager {
         let rawName = message.value("FDNAME")
         if message.isSet("FDSTOREREMOVE") {
             if let rawName, FDName.isValid(rawName) {
-                let count = removeStored(named: rawName, from: service)
+                let count = stores.remove(named: rawName, from: service)
                 logger.debug("\(service.name): removed \(count) stored fd(s) named '\(rawName)'")
             } else {
                 logger.warning("\(service.name): FDSTOREREMOVE=1 needs a valid FDNAME=, ignored")
@@ -132,7 +132,7 @@ extension Manager {
             let poll = message.value("FDPOLL") != "0"
             let all = descriptors
             descriptors = OwnedFDs()
-            storeDescriptors(all, in: service, name: name, poll: poll, origin: "FDSTORE=1")
+            stores.store(all, in: service, name: name, poll: poll, origin: "FDSTORE=1")
             return
         }
         if !descriptors.isEmpty {

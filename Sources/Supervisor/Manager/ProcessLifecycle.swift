@@ -1,5 +1,6 @@
 import FDStore
 import FerrySystem
+import Logging
 import SystemPackage
 
 #if canImport(Glibc)
@@ -16,7 +17,33 @@ public struct ManagerError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String { "\(unit): \(message)" }
 }
 
-extension Manager {
+/// Process lifecycle: starting units, stopping them (SIGTERM, then SIGKILL after
+/// TimeoutStopSec=), their exits, Restart=, and the timers behind those.
+///
+/// Confined to the event-loop thread; every state change goes through `UnitStates`.
+public final class ProcessLifecycle {
+    let loop: EventLoop
+    let logger: Logger
+    let states: UnitStates
+    let units: UnitRegistry
+    let notifySocketPath: String
+    /// Main processes by pid (MAINPID= moves an entry).
+    var byPID: [pid_t: Service] = [:]
+    /// cgroup v2 tracking, when ferryd can create cgroups (process groups otherwise).
+    public var controlGroups: ControlGroups?
+    /// Added to every service's environment (e.g. FERRY_LIVEUPDATE_EMULATOR during a rehearsal).
+    public var extraEnvironment: [String] = []
+
+    init(loop: EventLoop, units: UnitRegistry, states: UnitStates, notifySocketPath: String, logger: Logger) {
+        self.loop = loop
+        self.units = units
+        self.states = states
+        self.notifySocketPath = notifySocketPath
+        self.logger = logger
+    }
+
+    func setState(_ service: Service, _ state: ServiceState) { states.set(service, state) }
+
     // MARK: - Start
 
     /// Starts `service` unless it runs already. Returns at once; observers hear when it is up.
@@ -97,38 +124,6 @@ extension Manager {
         return true
     }
 
-    private func spawnRequest(for service: Service, command: ExecCommand) throws(ParseError) -> SpawnRequest {
-        var environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + extraEnvironment
-        for (key, value) in try service.config.resolvedEnvironment() {
-            environment.removeAll { $0.hasPrefix(key + "=") }
-            environment.append("\(key)=\(value)")
-        }
-        let passNotify = service.config.notifyAccess != .none || service.config.type == .notify
-        if passNotify {
-            environment.append("NOTIFY_SOCKET=\(notifySocketPath)")
-            if service.config.fdStoreMax > 0 { environment.append("FDSTORE=\(service.config.fdStoreMax)") }
-        }
-        var listen: [CInt] = []
-        if !service.store.isEmpty {
-            listen = service.store.entries.map(\.fd)
-            environment.append("LISTEN_FDS=\(listen.count)")
-            environment.append("LISTEN_FDNAMES=" + service.store.entries.map(\.name).joined(separator: ":"))
-        }
-        var identity: (uid: uid_t, gid: gid_t, groups: [gid_t])? = nil
-        if service.config.user != nil || service.config.group != nil {
-            identity = try Accounts.resolve(user: service.config.user, group: service.config.group)
-        }
-        if !listen.isEmpty { environment.append("LISTEN_PID=0") }  // for expansion only; the child writes its own
-        let variables = Dictionary(environment.compactMap { entry -> (String, String)? in
-            guard let equals = entry.firstIndex(of: "=") else { return nil }
-            return (String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
-        }, uniquingKeysWith: { _, last in last })
-        environment.removeAll { $0 == "LISTEN_PID=0" }
-        return SpawnRequest(path: command.path, arguments: command.expandedArguments(variables), environment: environment,
-                            listenDescriptors: listen, setListenPID: !listen.isEmpty, standardIO: [-1, 2, 2],
-                            workingDirectory: service.config.workingDirectory, identity: identity)
-    }
-
     // MARK: - Stop
 
     /// Stops `service`: SIGTERM to its process group, SIGKILL after TimeoutStopSec=.
@@ -173,13 +168,29 @@ extension Manager {
         service.stopRequested = true
         signalUnit(service, group: group, SIGTERM)
         setState(service, .stopping)
-        armTimer(service, after: service.config.stopTimeout) { [unowned self] in
-            guard service.state == .stopping, let group = service.processGroup else { return }
-            logger.warning("\(service.name): did not stop within TimeoutStopSec=\(service.config.stopTimeout), killing")
-            service.result = "timeout"
-            signalUnit(service, group: group, SIGKILL)
-            setState(service, .killing)
+        armStopTimeout(service)
+    }
+
+    /// SIGKILL after TimeoutStopSec= unless the unit is down by then.
+    func armStopTimeout(_ service: Service) {
+        do throws(SystemCallError) {
+            try armTimer(service, after: service.config.stopTimeout) { [unowned self] in
+                guard service.state == .stopping else { return }
+                logger.warning("\(service.name): did not stop within TimeoutStopSec=\(service.config.stopTimeout), killing")
+                kill(service)
+            }
+        } catch {
+            // Without the timer SIGKILL would never follow: send it now rather than wait for ever.
+            logger.error("\(service.name): cannot arm the TimeoutStopSec= timer (\(error)); killing now")
+            kill(service)
         }
+    }
+
+    private func kill(_ service: Service) {
+        guard let group = service.processGroup else { return }
+        service.result = "timeout"
+        signalUnit(service, group: group, SIGKILL)
+        setState(service, .killing)
     }
 
     // MARK: - Exits
@@ -244,16 +255,27 @@ extension Manager {
     }
 
     private func scheduleRestart(_ service: Service, failed: Bool) {
-        if service.config.fdStorePreserve == .no { release(service.store.removeAll()) }
+        if service.config.fdStorePreserve == .no { service.store.removeAll() }
         setState(service, .autoRestart)
         service.restarts += 1
-        armTimer(service, after: service.config.restartDelay) { [unowned self] in
+        armRestart(service)
+    }
+
+    /// Starts the unit again after RestartSec=, or at once when no timer can be made.
+    func armRestart(_ service: Service) {
+        let restart = { [unowned self] in
             guard service.state.sub == .autoRestart else { return }
             do throws(ManagerError) {
                 try start(service)
             } catch {
                 logger.warning("\(service.name): restart failed: \(error.message)")
             }
+        }
+        do throws(SystemCallError) {
+            try armTimer(service, after: service.config.restartDelay, restart)
+        } catch {
+            logger.error("\(service.name): cannot arm the RestartSec= timer (\(error)); restarting now")
+            restart()
         }
     }
 
@@ -274,7 +296,7 @@ extension Manager {
         }
         if releaseStore && !service.store.isEmpty {
             logger.debug("\(service.name): releasing \(service.store.count) stored fd(s) (FileDescriptorStorePreserve=\(preserve.rawValue))")
-            release(service.store.removeAll())
+            service.store.removeAll()
         }
         if failed {
             setState(service, .failed)
@@ -283,14 +305,7 @@ extension Manager {
         }
     }
 
-    /// clean: empties the store of a unit at rest (EBUSY otherwise).
-    public func clean(_ service: Service) throws(ManagerError) {
-        guard service.state.isAtRest else {
-            throw ManagerError(code: .unitBusy, unit: service.name.full, message: "cannot clean while \(service.state)")
-        }
-        release(service.store.removeAll())
-        if service.state == .pinned { setState(service, .dead) }
-    }
+    // MARK: - Signals
 
     /// Signals every process of the unit: its cgroup when tracked, and its process group.
     func signalUnit(_ service: Service, group: pid_t, _ signal: CInt) {
@@ -300,54 +315,23 @@ extension Manager {
 
     // MARK: - Timers
 
-    func armTimer(_ service: Service, after delay: Duration, _ action: @escaping () -> Void) {
+    /// Runs `action` once after `delay`, replacing the unit's previous timer.
+    ///
+    /// - Throws: when no timer can be made (out of fds): the caller must not wait for it.
+    func armTimer(_ service: Service, after delay: Duration, _ action: @escaping () -> Void) throws(SystemCallError) {
         cancelTimer(service)
-        guard let timer = try? TimerFD() else { return }
+        let timer = try TimerFD()
         let fd = timer.descriptor.rawValue
-        timer.arm(after: delay)
-        service.timer = consume timer
-        try? loop.watch(fd, for: .readable) { [unowned self] _ in
+        try loop.watch(fd, for: .readable) { [unowned self] _ in
             cancelTimer(service)
             action()
         }
+        timer.arm(after: delay)
+        service.timer = consume timer
     }
 
     func cancelTimer(_ service: Service) {
         if let fd = service.timer?.descriptor.rawValue { loop.unwatch(fd) }
         service.timer = nil
-    }
-}
-
-/// User= and Group= to ids.
-enum Accounts {
-    static func resolve(user: String?, group: String?) throws(ParseError) -> (uid: uid_t, gid: gid_t, groups: [gid_t]) {
-        var uid: uid_t = 0
-        var gid: gid_t = 0
-        var name: String?
-        if let user {
-            if let number = UInt32(user) {
-                uid = number
-            } else {
-                guard let entry = getpwnam(user) else { throw ParseError("User=\(user) does not exist") }
-                uid = entry.pointee.pw_uid
-                gid = entry.pointee.pw_gid
-                name = user
-            }
-        }
-        if let group {
-            if let number = UInt32(group) {
-                gid = number
-            } else {
-                guard let entry = getgrnam(group) else { throw ParseError("Group=\(group) does not exist") }
-                gid = entry.pointee.gr_gid
-            }
-        }
-        var groups: [gid_t] = [gid]
-        if let name {
-            var count: CInt = 64
-            var list = [gid_t](repeating: 0, count: 64)
-            if getgrouplist(name, gid, &list, &count) >= 0 { groups = Array(list.prefix(Int(count))) }
-        }
-        return (uid, gid, groups)
     }
 }

@@ -30,7 +30,7 @@ extension Manager {
     /// Every unit, with its store oldest first (so re-adding restores newest-first order).
     /// The descriptors stay owned by the stores; the caller makes them survive exec.
     public func snapshot() -> [UnitSnapshot] {
-        services.values.sorted { $0.name < $1.name }.map { service in
+        units.services.values.sorted { $0.name < $1.name }.map { service in
             UnitSnapshot(
                 name: service.name.full, active: service.state.active, sub: service.state.sub, result: service.result,
                 mainPID: service.mainPID, processGroup: service.processGroup, status: service.statusText,
@@ -41,7 +41,7 @@ extension Manager {
 
     /// Every descriptor a snapshot refers to.
     public func storeDescriptors() -> [CInt] {
-        services.values.flatMap { $0.store.entries.map(\.fd) }
+        units.services.values.flatMap { $0.store.entries.map(\.fd) }
     }
 
     /// Takes units back from a snapshot; adopts the descriptors it names.
@@ -52,12 +52,12 @@ extension Manager {
                 snapshot.store.forEach { Glibc.close($0.fd) }
                 continue
             }
-            let service = self.service(name)
+            let service = units.service(name)
             if let limit = snapshot.stubLimit, service.isStub { service.store.limit = limit }
             for entry in snapshot.store {
                 var one = OwnedFDs()
                 one.append(OwnedFD(adopting: entry.fd))
-                storeDescriptors(one, in: service, name: entry.name, poll: entry.poll, origin: "re-exec")
+                stores.store(one, in: service, name: entry.name, poll: entry.poll, origin: "re-exec")
             }
             service.result = snapshot.result
             service.statusText = snapshot.status
@@ -65,22 +65,22 @@ extension Manager {
             service.processGroup = snapshot.processGroup
             if let pid = snapshot.mainPID {
                 service.mainPID = pid
-                byPID[pid] = service
+                processes.byPID[pid] = service
             }
-            setState(service, ServiceState(snapshot.active, snapshot.sub))
-            resumeTimers(service)
+            states.set(service, ServiceState(snapshot.active, snapshot.sub))
+            processes.resumeTimers(service)
         }
     }
+}
 
+extension ProcessLifecycle {
     /// Timers do not survive exec: a pending restart or stop timeout starts over.
-    private func resumeTimers(_ service: Service) {
+    func resumeTimers(_ service: Service) {
         if service.state.sub == .autoRestart {
-            armTimer(service, after: service.config.restartDelay) { [unowned self] in try? start(service) }
-        } else if service.state.active == .deactivating, let group = service.processGroup {
+            armRestart(service)
+        } else if service.state.active == .deactivating, service.processGroup != nil {
             service.stopRequested = true
-            armTimer(service, after: service.config.stopTimeout) {
-                Processes.signalGroup(group, SIGKILL)
-            }
+            armStopTimeout(service)
         }
     }
 }

@@ -1,0 +1,62 @@
+import FDStore
+import FerrySystem
+import Logging
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervisor: the three parts that keep units, and the notify socket that feeds them.
+///
+/// - `units` (UnitRegistry): which units exist, from which files; daemon-reload.
+/// - `processes` (ProcessLifecycle): start, stop, exits, Restart=, timers.
+/// - `stores` (StoreKeeper): every unit's fd store, poll watches, pinning.
+///
+/// Confined to the event-loop thread. Everything it learns (a child exited, a datagram arrived,
+/// a timer fired) comes through the loop; `observeStates` hears of every state change.
+public final class Manager {
+    public let loop: EventLoop
+    public let logger: Logger
+    public let notifySocketPath: String
+    let notifySocket: OwnedFD
+    let states: UnitStates
+    public let units: UnitRegistry
+    public let processes: ProcessLifecycle
+    public let stores: StoreKeeper
+    /// Kexecs this system went through (carried in the live-update mapping).
+    public var kexecCount: UInt32 = 0
+    /// Datagrams handled on the notify socket, for benchmarks and status.
+    public internal(set) var notifyMessages = 0
+
+    public init(loop: EventLoop, loader: UnitLoader, notifySocketPath: String, logger: Logger,
+                adoptingNotifySocket adopted: consuming OwnedFD? = nil) throws(SystemCallError) {
+        self.loop = loop
+        self.logger = logger
+        self.notifySocketPath = notifySocketPath
+        states = UnitStates(logger: logger)
+        units = UnitRegistry(loader: loader, states: states, logger: logger)
+        processes = ProcessLifecycle(loop: loop, units: units, states: states, notifySocketPath: notifySocketPath,
+                                     logger: logger)
+        stores = StoreKeeper(loop: loop, units: units, states: states, logger: logger)
+        if let socket = adopted.take() {
+            self.notifySocket = socket
+        } else {
+            let socket = try UnixSocket.listen(path: notifySocketPath, kind: .datagram)
+            try UnixSocket.enablePassCredentials(socket.borrowed)
+            var size: CInt = 8 << 20
+            _ = setsockopt(socket.rawValue, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
+            self.notifySocket = socket
+        }
+        try loop.watch(notifySocket.rawValue, for: .readable) { [unowned self] _ in receiveNotifications() }
+    }
+
+    /// The notify socket's descriptor (kept open across re-exec).
+    public var notifySocketFD: CInt { notifySocket.rawValue }
+
+    /// Every unit known now.
+    public var services: [UnitName: Service] { units.services }
+
+    /// Calls `observer` after every state change of any unit.
+    public func observeStates(_ observer: @escaping (Service) -> Void) { states.observe(observer) }
+}
