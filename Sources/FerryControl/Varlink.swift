@@ -69,9 +69,13 @@ public enum Varlink {
     /// Splits a byte stream into NUL-terminated messages.
     public struct Framer: Sendable {
         private var buffer: [UInt8] = []
+        /// The largest call a server accepts from anyone.
         public static let maximumMessage = 1 << 20
+        /// The largest reply a client takes from ferryd (a list of every unit can be large).
+        public static let maximumReply = 256 << 20
+        private let maximum: Int
 
-        public init() {}
+        public init(maximumMessage: Int = Framer.maximumMessage) { maximum = maximumMessage }
 
         /// Appends bytes; returns the complete messages, or nil when a message grows past the maximum.
         public mutating func feed(_ bytes: some Sequence<UInt8>) -> [[UInt8]]? {
@@ -81,7 +85,7 @@ public enum Varlink {
                 messages.append(Array(buffer[..<end]))
                 buffer.removeSubrange(...end)
             }
-            return buffer.count > Self.maximumMessage ? nil : messages
+            return buffer.count > maximum ? nil : messages
         }
     }
 }
@@ -89,7 +93,7 @@ public enum Varlink {
 /// A blocking Varlink client, for ferryctl.
 public struct VarlinkClient: ~Copyable {
     let socket: OwnedFD
-    var framer = Varlink.Framer()
+    var framer = Varlink.Framer(maximumMessage: Varlink.Framer.maximumReply)
     var pending: [[UInt8]] = []
 
     public init(path: String) throws(SystemCallError) {

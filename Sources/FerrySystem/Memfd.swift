@@ -126,10 +126,7 @@ public enum FileIO {
         let owned = OwnedFD(adopting: fd)
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = Glibc.read(owned.rawValue, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
+        while case .success(let count) = systemCallResult({ Glibc.read(owned.rawValue, &chunk, chunk.count) }), count > 0 {
             bytes += chunk[0..<count]
             if bytes.count > limit { return nil }
         }

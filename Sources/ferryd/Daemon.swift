@@ -58,7 +58,7 @@ final class Daemon {
                                               logger: logger)
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
         control = try VarlinkServer(loop: loop, path: options.controlPath,
-                                    adopting: state.map { OwnedFD(adopting: $0.controlFD) }) { [unowned self] call, peer, responder in
+                                    adopting: state.map { OwnedFD(adopting: $0.controlFD) }, logger: logger) { [unowned self] call, peer, responder in
             interface.handle(call, peer: peer, responder: responder)
         }
         interface.onReload = { [unowned self] in manager.units.reload() }

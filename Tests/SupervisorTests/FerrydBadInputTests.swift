@@ -1,3 +1,4 @@
+import ControlServer
 import FerryControl
 import FerrySystem
 import FerryTestSupport
@@ -124,5 +125,44 @@ extension String {
         #expect(try ferryd.call("GetManager").error == nil)
         #expect(try ferryd.call("GetUnit", ["name": .string("../x.service")]).error == "io.ferry.Manager.InvalidUnitName")
         #expect(ferryd.waitUntil { ferryd.openDescriptors <= before }, "ferryd holds \(ferryd.openDescriptors), had \(before)")
+    }
+
+    /// Clients that pipeline calls and never read their replies stall only themselves.
+    @Test func clientsThatNeverReadDoNotBlockTheLoop() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        let call = Varlink.Call(method: "io.ferry.Manager.GetManager").encoded()
+        var hogs: [CInt] = []
+        defer { hogs.forEach { _ = close($0) } }
+        for _ in 0..<20 {
+            let socket = try UnixSocket.connect(path: ferryd.control, kind: .stream)
+            let batch = Array([[UInt8]](repeating: call, count: 2000).joined())
+            // Non-blocking: ferryd stops reading a client whose replies pile up, so this may stall.
+            _ = batch.withUnsafeBytes { send(socket.rawValue, $0.baseAddress!, $0.count, CInt(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            hogs.append(socket.release())
+        }
+        let started = MonotonicClock.now()
+        #expect(try ferryd.call("GetManager").error == nil)
+        // The old blocking writer needed about a second per hog (20 s); allow a slow machine 10.
+        #expect(MonotonicClock.now() - started < .seconds(10))
+        #expect(ferryd.isAlive)
+    }
+
+    /// One uid gets at most 1,024 connections; the next is closed at once and others still connect.
+    @Test func connectionsPerUIDAreCapped() throws {
+        ResourceLimits.raiseDescriptorLimit()
+        let ferryd = try FerrydInstance(units: [:])
+        var open: [CInt] = []
+        defer { open.forEach { _ = close($0) } }
+        for _ in 0..<VarlinkServer.connectionsPerUID {
+            open.append(try UnixSocket.connect(path: ferryd.control, kind: .stream).release())
+        }
+        let extra = try UnixSocket.connect(path: ferryd.control, kind: .stream)
+        var byte: UInt8 = 0
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(extra.rawValue, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        #expect(recv(extra.rawValue, &byte, 1, 0) == 0, "the connection over the cap was not closed")
+        open.forEach { _ = close($0) }
+        open = []
+        #expect(ferryd.waitUntil { try ferryd.call("GetManager").error == nil })
     }
 }
