@@ -97,7 +97,7 @@ let package = Package(
             name: "ferryd",
             dependencies: [
                 "CFerry", "FerrySystem", "FerryJSON", "FDStore", "Supervisor", "FerryControl", "ControlServer",
-                "Orchestrator", "LiveUpdate", "LiveUpdateReports",
+                "Orchestrator", "LiveUpdate", "LiveUpdateReports", "ServiceKit",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -21,7 +21,8 @@ public final class ManagerInterface {
         type StoredFD (name: string, type: string, inode: int, path: string, size: ?int, sessionName: ?string)
 
         method GetManager() -> (version: string, units: int, kexecCount: int, notifyMessages: int, storedFDs: int,
-                                previousShutdown: object, liveUpdatePhase: ?string)
+                                previousShutdown: object, liveUpdatePhase: ?string, host: string,
+                                upstreamStoredFDs: ?int)
         method ListUnits() -> (units: []Unit)
         method GetUnit(name: string) -> (unit: Unit)
         method StartUnit(name: string) -> (unit: Unit)
@@ -86,6 +87,8 @@ public final class ManagerInterface {
     let logger: Logger
     /// Start/stop callers waiting for the unit to settle.
     private var waiting: [(unit: UnitName, responder: VarlinkServer.Responder)] = []
+    /// Where ferryd runs and who carries its stores across a kexec (GetManager's `host`).
+    public var hostDescription = ""
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
     public var onReload: () -> Void = {}
     public var onReexecute: () -> Void = {}
@@ -128,6 +131,8 @@ public final class ManagerInterface {
                 "storedFDs": .number(Double(manager.services.values.reduce(0) { $0 + $1.store.count })),
                 "previousShutdown": JSONValue.from(orchestrator.lastRestoreReport?.previousShutdown ?? [:]),
                 "liveUpdatePhase": orchestrator.phase.map { .string($0.rawValue) } ?? .null,
+                "host": .string(hostDescription),
+                "upstreamStoredFDs": manager.stores.upstream.map { .number(Double($0.count)) } ?? .null,
             ]))
         case "ListUnits":
             manager.units.loadAll()

@@ -22,6 +22,8 @@ public final class FDStore {
         public let fd: CInt
         /// The POLLHUP/POLLERR watch on `fd`, owned with it: cancelled before the fd closes.
         public var pollWatch: EventLoop.Watch?
+        /// The manager above holds a copy (nested managers): dropped when this entry goes.
+        public var upstreamCopy: UpstreamCopy?
 
         init(id: UInt64, name: String, poll: Bool, key: FileKey, fd: consuming OwnedFD) {
             self.id = id

@@ -7,6 +7,7 @@ struct JSONParser {
     private static let maximumDepth = 512
     /// Also record the key order of the root object and of the object at this member of the
     /// root: a decoded object forgets its order, and systemd restores units in document order.
+    private let recordsOrder: Bool
     private let orderedMember: String?
     /// The root member being parsed, to know when `orderedMember` is reached.
     private var rootKey: String?
@@ -18,8 +19,9 @@ struct JSONParser {
         var member: [String]?
     }
 
-    init(_ bytes: [UInt8], recordingKeyOrderOf member: String? = nil) {
+    init(_ bytes: [UInt8], recordingKeyOrder: Bool = false, of member: String? = nil) {
         self.bytes = bytes
+        self.recordsOrder = recordingKeyOrder
         self.orderedMember = member
     }
 
@@ -30,8 +32,8 @@ struct JSONParser {
     }
 
     /// The whole document, with the key order of the root object and of the object at `root[member]`.
-    static func parse(_ bytes: [UInt8], keyOrderOf member: String) -> (value: JSONValue, order: KeyOrder)? {
-        var parser = JSONParser(bytes, recordingKeyOrderOf: member)
+    static func parse(_ bytes: [UInt8], keyOrderOf member: String?) -> (value: JSONValue, order: KeyOrder)? {
+        var parser = JSONParser(bytes, recordingKeyOrder: true, of: member)
         return parser.document().map { ($0, parser.order) }
     }
 
@@ -42,11 +44,11 @@ struct JSONParser {
     }
 
     private mutating func startOrder(atDepth depth: Int) -> WritableKeyPath<KeyOrder, [String]?>? {
-        guard let orderedMember else { return nil }
+        guard recordsOrder else { return nil }
         let path: WritableKeyPath<KeyOrder, [String]?>
         switch depth {
         case 0: path = \.root
-        case 1 where rootKey == orderedMember: path = \.member
+        case 1 where orderedMember != nil && rootKey == orderedMember: path = \.member
         default: return nil
         }
         order[keyPath: path] = []

@@ -73,8 +73,9 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 
     /// Exactly one JSON value, with the keys of the root object and of the object at
-    /// `root[member]` in written order (each nil when there is no such object).
-    public static func parse(_ bytes: [UInt8], keyOrderOf member: String) -> (value: JSONValue, rootKeys: [String]?, memberKeys: [String]?)? {
+    /// `root[member]` in written order (each nil when there is no such object; `member` nil asks
+    /// for the root's order only).
+    public static func parse(_ bytes: [UInt8], keyOrderOf member: String?) -> (value: JSONValue, rootKeys: [String]?, memberKeys: [String]?)? {
         JSONParser.parse(bytes, keyOrderOf: member).map { ($0.value, $0.order.root, $0.order.member) }
     }
 }

@@ -53,6 +53,9 @@ public final class LiveUpdateFlow {
 
     func start() {
         phase = .loadKernel
+        if let manager = orchestrator.managerAbove {
+            return refuse("ferryd is nested under \(manager), which holds every preserved store and carries it across a kexec; run the live update there (systemctl kexec, or ferryctl kexec on the outer ferryd)")
+        }
         if request.rehearse && emulatorSocket == nil {
             return refuse("a rehearsal needs the LUO emulator (set \(EmulatorWire.environmentVariable))")
         }

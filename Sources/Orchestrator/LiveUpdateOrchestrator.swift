@@ -47,6 +47,9 @@ public final class LiveUpdateOrchestrator {
     var lastRestoreStorage: RestoreReport?
     /// The update under way, if any.
     private var current: LiveUpdateFlow?
+    /// Set when the manager above carries the stores across a kexec (they are pushed to it):
+    /// ferryd then preserves nothing itself and never holds /dev/liveupdate.
+    public var managerAbove: String?
 
     public init(manager: Manager, backend: any LiveUpdateBackend, sessionName: String = "ferry", logger: Logger) {
         self.manager = manager

@@ -32,6 +32,14 @@ public struct ListenedDescriptors: ~Copyable {
 
     public var count: Int { names.count }
 
+    /// No descriptors at all.
+    public static var none: ListenedDescriptors { ListenedDescriptors(names: [], descriptors: OwnedFDs()) }
+
+    /// Every descriptor still here, in the order of `names` (a taken one is -1).
+    public consuming func takeAll() -> OwnedFDs {
+        descriptors
+    }
+
     /// Takes the first descriptor called `name` out (nil if none is left).
     public mutating func take(named name: String) -> OwnedFD? {
         for (index, candidate) in names.enumerated() where candidate == name {

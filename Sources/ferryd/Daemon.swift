@@ -8,6 +8,7 @@ import LiveUpdate
 import LiveUpdateReports
 import Logging
 import Orchestrator
+import ServiceKit
 import Supervisor
 import SystemPackage
 
@@ -25,6 +26,7 @@ final class Daemon {
     var control: VarlinkServer!
     var interface: ManagerInterface!
     let orchestrator: LiveUpdateOrchestrator
+    let host: Host
     private var reexecRequested = false
 
     init(options: DaemonOptions) throws {
@@ -42,9 +44,14 @@ final class Daemon {
         signals = try SignalFD.open([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
 
         let state = Reexec.takeState()
+        // What the manager above handed back; taken first, so no child can inherit it.
+        var handedBack = state == nil ? ListenedDescriptors.take() : ListenedDescriptors.none
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
+        host = Host.detect(upstream: UpstreamStore.detect(loop: loop, logger: logger))
+        manager.stores.upstream = host.upstream
+        logger.info("host: \(host.description)")
         manager.processes.controlGroups = ControlGroups.detect()
         logger.info("process tracking: \(manager.processes.controlGroups.map { "cgroup v2 under \($0.root)" } ?? "process groups (no writable cgroup v2)")")
         let backend: any LiveUpdateBackend
@@ -56,7 +63,9 @@ final class Daemon {
         }
         orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
                                               logger: logger)
+        if host.managerAboveCarriesKexec { orchestrator.managerAbove = host.kind == .systemd ? "systemd" : "the manager above" }
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
+        interface.hostDescription = host.description
         control = try VarlinkServer(loop: loop, path: options.controlPath,
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }, logger: logger) { [unowned self] call, peer, responder in
             interface.handle(call, peer: peer, responder: responder)
@@ -74,9 +83,17 @@ final class Daemon {
         } else {
             manager.units.loadAll()
             logger.info("ferryd \(FerryVersion.current) started: \(manager.services.count) unit(s), control \(options.controlPath), notify \(options.notifyPath)")
-            // A fresh boot (never a re-exec): take back what the previous kernel carried.
-            orchestrator.restoreAfterBoot()
+            if let upstream = host.upstream {
+                let names = handedBack.names
+                let report = manager.stores.takeBack(names: names, descriptors: handedBack.takeAll(), from: upstream)
+                for problem in report.problems { logger.warning("taking back stores: \(problem)") }
+                if !names.isEmpty { logger.info("took back \(report.restored) stored fd(s) from the manager above") }
+            }
+            // A fresh start (never a re-exec): take back what the previous kernel carried, unless
+            // the manager above carried it (it handed it back just now).
+            if !host.managerAboveCarriesKexec { orchestrator.restoreAfterBoot() }
         }
+        if Notifier.socketPath != nil { try? Notifier.ready(status: "\(manager.services.count) unit(s)") }
     }
 
     func run() throws {

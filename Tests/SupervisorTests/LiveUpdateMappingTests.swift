@@ -1,5 +1,6 @@
 import FDStore
 import FerrySystem
+import Supervisor
 import Testing
 
 @Suite struct LiveUpdateMappingTests {
@@ -73,5 +74,36 @@ import Testing
         }
         let reading = try? Self.decode("{\"version\":1,\"units\":5}").get()
         #expect(reading?.problems == ["'units' is not an object, nothing restored"])
+    }
+}
+
+@Suite struct UpstreamMappingTests {
+    @Test func roundTripsInOrder() throws {
+        let mapping = UpstreamMapping(units: [
+            ("b.service", [.init(name: "state", index: 3), .init(name: "state", index: 1)]),
+            ("a.service", [.init(name: "stored", index: 2)]),
+        ])
+        let reading = try UpstreamMapping.decode(mapping.encoded(), isValidUnit: { UnitName($0) != nil }).get()
+        #expect(reading.mapping == mapping)
+        #expect(reading.problems.isEmpty)
+        #expect(String(decoding: mapping.encoded(), as: UTF8.self) ==
+                #"{"b.service":[{"name":"state","index":3},{"name":"state","index":1}],"a.service":[{"name":"stored","index":2}]}"#)
+    }
+
+    @Test func namesAndIndices() {
+        #expect(UpstreamMapping.index(fromName: "sub-fdstore-12") == 12)
+        #expect(UpstreamMapping.index(fromName: "sub-fdstore-0") == nil)
+        #expect(UpstreamMapping.index(fromName: "sub-fdstore-") == nil)
+        #expect(UpstreamMapping.index(fromName: "stored") == nil)
+        #expect(UpstreamMapping.fdName(index: 7) == "sub-fdstore-7")
+    }
+
+    @Test func refusesWhatIsNotAnObject() {
+        for text in ["", "[1]", "{\"a\":", "null"] {
+            guard case .failure = UpstreamMapping.decode(Array(text.utf8), isValidUnit: { _ in true }) else {
+                Issue.record("accepted \(text)")
+                continue
+            }
+        }
     }
 }

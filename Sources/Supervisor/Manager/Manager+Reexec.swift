@@ -13,6 +13,8 @@ public struct UnitSnapshot: Codable, Sendable, Equatable {
         public var name: String
         public var fd: Int32
         public var poll: Bool
+        /// Its index in the manager above's store, when it was pushed there.
+        public var upstreamIndex: UInt64?
     }
     public var name: String
     public var active: ServiceState.Active
@@ -35,7 +37,7 @@ extension Manager {
                 name: service.name.full, active: service.state.active, sub: service.state.sub, result: service.result,
                 mainPID: service.mainPID, processGroup: service.processGroup, status: service.statusText,
                 restarts: service.restarts, stubLimit: service.isStub ? service.store.limit : nil,
-                store: service.store.entries.reversed().map { .init(name: $0.name, fd: $0.fd, poll: $0.poll) })
+                store: service.store.entries.reversed().map { .init(name: $0.name, fd: $0.fd, poll: $0.poll, upstreamIndex: $0.upstreamCopy?.index) })
         }
     }
 
@@ -57,7 +59,11 @@ extension Manager {
             for entry in snapshot.store {
                 var one = OwnedFDs()
                 one.append(OwnedFD(adopting: entry.fd))
-                stores.store(one, in: service, name: entry.name, poll: entry.poll, origin: "re-exec")
+                let stored = stores.store(one, in: service, name: entry.name, poll: entry.poll, origin: "re-exec",
+                                          forwarding: false)
+                if stored > 0, let index = entry.upstreamIndex, let upstream = stores.upstream, let added = service.store.entries.first {
+                    upstream.adopt(added, of: name, index: index)
+                }
             }
             service.result = snapshot.result
             service.statusText = snapshot.status

@@ -15,6 +15,8 @@ public final class StoreKeeper {
     let units: UnitRegistry
     /// fds stored since start, for benchmarks and status.
     public private(set) var storedCount = 0
+    /// The manager above, when it keeps copies of the stores that outlive their processes.
+    public var upstream: UpstreamStore?
 
     init(loop: EventLoop, units: UnitRegistry, states: UnitStates, logger: Logger) {
         self.loop = loop
@@ -25,9 +27,12 @@ public final class StoreKeeper {
 
     /// Adds descriptors to `service`'s store under one name, in order; returns how many were stored.
     /// Every descriptor is consumed: stored, or closed with a warning naming the unit and fd name.
+    ///
+    /// - Parameter forwarding: push each new entry of a store that outlives its process to the
+    ///   manager above (off for fds that came from there).
     @discardableResult
     public func store(_ descriptors: consuming OwnedFDs, in service: Service, name: String, poll: Bool,
-                      origin: String) -> Int {
+                      origin: String, forwarding: Bool = true) -> Int {
         var stored = 0
         var remaining = descriptors
         for index in 0..<remaining.count {
@@ -41,7 +46,11 @@ public final class StoreKeeper {
                 case .added(let id):
                     stored += 1
                     storedCount += 1
-                    if poll, let entry = service.store.entry(id: id) { watch(entry, of: service) }
+                    guard let entry = service.store.entry(id: id) else { break }
+                    if poll { watch(entry, of: service) }
+                    if forwarding && service.config.fdStorePreserve.outlivesProcess {
+                        upstream?.forward(entry, of: service.name)
+                    }
                 case .duplicate:
                     logger.debug("\(service.name): fd '\(name)' is already stored, dropped")
                 case .full:

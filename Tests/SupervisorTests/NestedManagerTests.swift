@@ -1,0 +1,190 @@
+import FerryControl
+import FerryJSON
+import FerrySystem
+import FerryTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ferryd under ferryd (reference-systemd.md §3.9): the inner one pushes its stores to the outer
+/// one's store for it, and takes them back when it starts again, after a crash or a live update.
+@Suite struct NestedManagerTests {
+    /// An outer ferryd whose unit `inner.service` is another ferryd with one unit, `keep.service`.
+    struct Nest {
+        let outer: FerrydInstance
+        let innerRoot: TemporaryDirectory
+        var innerControl: String { "\(innerRoot.path)/run/control" }
+        var report: String { "\(innerRoot.path)/report.json" }
+
+        init(emulator: String? = nil) throws {
+            outer = try FerrydInstance(units: [:], extraArguments: emulator.map { ["--liveupdate-emulator", $0] } ?? [])
+            innerRoot = TemporaryDirectory("ferryd-inner")
+            chmod(innerRoot.path, 0o755)
+            innerRoot.write("units/keep.service", toolUnit("report \(innerRoot.path)/report.json store data precious store data second barrier ready sleep"))
+            outer.writeUnit("inner.service", """
+                [Service]
+                Type=notify
+                ExecStart=\(ferrydPath) --units \(innerRoot.path)/units --runtime-dir \(innerRoot.path)/run --log-level debug
+                FileDescriptorStoreMax=100
+                FileDescriptorStorePreserve=yes
+                Restart=always
+                RestartSec=100ms
+                """)
+        }
+
+        func inner(_ method: String, _ parameters: [String: JSONValue] = [:]) throws -> Varlink.Reply {
+            var client = try VarlinkClient(path: innerControl)
+            return try client.call(Varlink.Call(method: "io.ferry.Manager.\(method)", parameters: parameters))
+        }
+
+        func innerStore(_ unit: String) throws -> [String] {
+            try inner("ListFDStore", ["name": .string(unit)]).parameters["entries"]?.array?.compactMap { $0["name"]?.string } ?? []
+        }
+
+        /// Starts the inner ferryd and its unit, and waits until the outer holds both fds and the mapping.
+        func startAndStore() throws {
+            #expect(try outer.start("inner.service") == "active (running)", "\(outer.log)")
+            #expect(try inner("StartUnit", ["name": .string("keep.service")]).error == nil)
+            #expect(outer.waitUntil { try outer.storeNames("inner.service").sorted() == ["sub-fdstore-1", "sub-fdstore-2", "systemd-fdstore-mapping"] },
+                    "outer holds \((try? outer.storeNames("inner.service")) ?? [])")
+            #expect(try inner("GetManager").parameters["host"]?.string?.contains("nested") == true)
+        }
+    }
+
+    @Test func aCrashOfTheInnerFerrydLosesNothing() throws {
+        let nest = try Nest()
+        try nest.startAndStore()
+        let firstPID = try nest.outer.unit("inner.service")["mainPID"]?.number
+        kill(pid_t(firstPID ?? 0), SIGKILL)
+        #expect(nest.outer.waitUntil {
+            let unit = try nest.outer.unit("inner.service")
+            return unit["mainPID"]?.number != firstPID && unit["active"]?.string == "active"
+        }, "\(nest.outer.log)")
+        #expect(nest.outer.waitUntil { try nest.innerStore("keep.service") == ["data", "data"] }, "\(nest.outer.log)")
+        // Nothing was pushed twice: the same two entries and the mapping are all the outer holds.
+        #expect(try nest.outer.storeNames("inner.service").sorted() == ["sub-fdstore-1", "sub-fdstore-2", "systemd-fdstore-mapping"])
+        // The unit starts again with both fds and their bytes.
+        unlink(nest.report)
+        #expect(try nest.inner("StartUnit", ["name": .string("keep.service")]).error == nil)
+        #expect(nest.outer.waitUntil { Report.read(nest.report)?.fds.map(\.data).sorted() == ["precious", "second"] })
+    }
+
+    @Test func removalsReachTheOuterStore() throws {
+        let nest = try Nest()
+        try nest.startAndStore()
+        #expect(try nest.inner("StopUnit", ["name": .string("keep.service")]).error == nil)
+        #expect(try nest.inner("CleanUnit", ["name": .string("keep.service")]).error == nil)
+        #expect(nest.outer.waitUntil { try nest.outer.storeNames("inner.service").isEmpty }, "outer holds \((try? nest.outer.storeNames("inner.service")) ?? [])")
+    }
+
+    @Test func theOuterFerrydCarriesTheInnerStoresAcrossARehearsedKexec() throws {
+        try withEmulator { emulator in
+            let nest = try Nest(emulator: emulator.socketPath)
+            try nest.startAndStore()
+            // The inner ferryd leaves live updates to the manager above.
+            let refused = try nest.inner("Kexec", ["rehearse": .bool(true)])
+            #expect(refused.error == "io.ferry.Manager.LiveUpdateFailed")
+            #expect(refused.parameters["report"]?["failure"]?.string?.contains("nested") == true)
+            let reply = try nest.outer.call("Kexec", ["rehearse": .bool(true)])
+            #expect(reply.error == nil, "\(reply.parameters)")
+            #expect(nest.outer.waitUntil(seconds: 30) {
+                try nest.outer.call("GetLiveUpdate").parameters["restore"]?["found"]?.bool == true
+            })
+            // The outer ferryd starts inner.service again, which takes its unit's store back.
+            #expect(nest.outer.waitUntil { try nest.innerStore("keep.service") == ["data", "data"] }, "\(nest.outer.log)")
+            unlink(nest.report)
+            #expect(try nest.inner("StartUnit", ["name": .string("keep.service")]).error == nil)
+            #expect(nest.outer.waitUntil { Report.read(nest.report)?.fds.map(\.data).sorted() == ["precious", "second"] })
+        }
+    }
+}
+
+/// What the manager above hands back is read tolerantly: a bad unit, a repeated index or an fd
+/// missing from the mapping is named in the log, and every other entry still comes back.
+@Suite struct UpstreamTakeBackTests {
+    /// Starts ferryd as a manager above would: LISTEN_FDS with these (name, contents) memfds,
+    /// `$NOTIFY_SOCKET` on a socket of ours and `$FDSTORE`.
+    static func startFerryd(handing fds: [(String, String)], in directory: TemporaryDirectory,
+                            upstream: borrowing OwnedFD) throws -> (pid: pid_t, log: String) {
+        var memfds = OwnedFDs()
+        for (name, contents) in fds { memfds.append(try Memfd.create(name: name, contents: Array(contents.utf8))) }
+        directory.write("units/.keep", "")
+        let log = "\(directory.path)/ferryd.log"
+        let logFD = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(logFD) }
+        let pid = try Spawner.spawn(SpawnRequest(
+            path: ferrydPath,
+            arguments: [ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run", "--log-level", "debug"],
+            environment: ["PATH=/usr/bin:/bin", "NOTIFY_SOCKET=\(directory.path)/upstream", "FDSTORE=10",
+                          "LISTEN_FDS=\(fds.count)", "LISTEN_FDNAMES=" + fds.map(\.0).joined(separator: ":")],
+            listenDescriptors: memfds.rawValues, setListenPID: true, standardIO: [-1, logFD, logFD]))
+        return (pid, log)
+    }
+
+    @Test func badMappingEntriesAreNamedAndTheRestComesBack() throws {
+        let directory = TemporaryDirectory("ferryd-upstream")
+        let upstream = try UnixSocket.listen(path: "\(directory.path)/upstream", kind: .datagram)
+        let mapping = #"{"a.service":[{"name":"x","index":1},{"name":"y","index":2}],"bad name":[{"name":"z","index":5}],"b.service":[{"name":"w","index":2},{"name":"v","index":0}]}"#
+        let (pid, log) = try Self.startFerryd(handing: [
+            ("sub-fdstore-1", "one"), ("systemd-fdstore-mapping", mapping), ("sub-fdstore-2", "two"), ("sub-fdstore-3", "three"),
+        ], in: directory, upstream: upstream)
+        defer {
+            kill(pid, SIGTERM)
+            var status: CInt = 0
+            waitpid(pid, &status, 0)
+        }
+        let control = "\(directory.path)/run/control"
+        func store(_ unit: String) -> [String] {
+            guard var client = try? VarlinkClient(path: control),
+                let reply = try? client.call(Varlink.Call(method: "io.ferry.Manager.ListFDStore", parameters: ["name": .string(unit)]))
+            else { return [] }
+            return reply.parameters["entries"]?.array?.compactMap { $0["name"]?.string } ?? []
+        }
+        var placed = false
+        for _ in 0..<500 where !placed {
+            placed = store("a.service").sorted() == ["x", "y"]
+            if !placed { usleep(20_000) }
+        }
+        #expect(placed, "\(readText(log))")
+        #expect(store("b.service").isEmpty)
+        let text = readText(log)
+        #expect(text.contains("index 2 listed twice"))
+        #expect(text.contains("'bad name': invalid unit name"))
+        #expect(text.contains("needs a 'name' and a non-zero 'index'"))
+        #expect(text.contains("sub-fdstore-3: not in systemd-fdstore-mapping"))
+        // Upstream heard READY and a new mapping, and was never told to drop the unplaced fd.
+        var heard: [String] = []
+        while let message = try? UnixSocket.receive(upstream.borrowed, maximumBytes: 4096, maximumDescriptors: 4, nonBlocking: true) {
+            heard.append(String(decoding: message.bytes, as: UTF8.self))
+        }
+        #expect(heard.contains { $0.hasPrefix("READY=1") })
+        #expect(heard.contains("FDSTORE=1\nFDNAME=systemd-fdstore-mapping\nFDPOLL=0"))
+        #expect(!heard.contains { $0.contains("FDNAME=sub-fdstore-3") })
+    }
+
+    @Test func aTruncatedMappingPlacesNothingAndDropsNothing() throws {
+        let directory = TemporaryDirectory("ferryd-upstream")
+        let upstream = try UnixSocket.listen(path: "\(directory.path)/upstream", kind: .datagram)
+        let (pid, log) = try Self.startFerryd(handing: [
+            ("sub-fdstore-1", "one"), ("systemd-fdstore-mapping", #"{"a.service":[{"name":"x","ind"#),
+        ], in: directory, upstream: upstream)
+        defer {
+            kill(pid, SIGTERM)
+            var status: CInt = 0
+            waitpid(pid, &status, 0)
+        }
+        var logged = false
+        for _ in 0..<500 where !logged {
+            logged = readText(log).contains("systemd-fdstore-mapping is not valid JSON (truncated?)")
+            if !logged { usleep(20_000) }
+        }
+        #expect(logged, "\(readText(log))")
+        var heard: [String] = []
+        while let message = try? UnixSocket.receive(upstream.borrowed, maximumBytes: 4096, maximumDescriptors: 4, nonBlocking: true) {
+            heard.append(String(decoding: message.bytes, as: UTF8.self))
+        }
+        #expect(!heard.contains { $0.contains("FDSTOREREMOVE") })
+    }
+}
