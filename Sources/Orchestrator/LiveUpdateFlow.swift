@@ -11,7 +11,8 @@ import Glibc
 
 /// One live update, start to finish, as a small state machine whose phases read top to bottom:
 ///
-///     load kernel → stop → serialize → preserve → hand over
+///     load kernel → stop → serialize → preserve → hand over (kexec, or a rehearsal)
+///                                    ↘ hand over to the manager above (it preserves)
 ///                     ↘ (any failure after the stop) roll back
 ///
 /// It runs on the event loop and never nests it: the one wait (units stopping) returns to the
@@ -53,8 +54,13 @@ public final class LiveUpdateFlow {
 
     func start() {
         phase = .loadKernel
-        if let manager = orchestrator.managerAbove {
-            return refuse("ferryd is nested under \(manager), which holds every preserved store and carries it across a kexec; run the live update there (systemctl kexec, or ferryctl kexec on the outer ferryd)")
+        if let above = orchestrator.managerAbove {
+            guard above.kexecCommand != nil else {
+                return refuse("ferryd is nested under \(above.name), which holds every preserved store and carries it across a kexec; run the live update there (ferryctl kexec on the outer ferryd)")
+            }
+            // The manager above preserves and performs the kexec; a kernel given here is loaded for it.
+            if request.kernel != nil, let failure = KernelLoading.prepare(request, logger: logger) { return refuse(failure) }
+            return stopUnits()
         }
         if request.rehearse && emulatorSocket == nil {
             return refuse("a rehearsal needs the LUO emulator (set \(EmulatorWire.environmentVariable))")
@@ -114,6 +120,9 @@ public final class LiveUpdateFlow {
         let collection = StoreCollection.collect(from: manager, ownSession: orchestrator.sessionName, logger: logger)
         report.skipped += collection.skipped
         report.timings.serialize = lap()
+        if let above = orchestrator.managerAbove {
+            return handOver(collection.entries, to: above)
+        }
         preserve(collection.entries)
     }
 
@@ -138,12 +147,7 @@ public final class LiveUpdateFlow {
     private func handOver(_ prepared: consuming PreparedSession) {
         phase = .handOver
         do throws(PreparedSession.Failure) {
-            try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: [
-                "activeUnits": .array(activeUnits.map { .string($0.full) }),
-                "bootID": .string(LiveUpdateOrchestrator.bootID()),
-                "shutdownStart": .number(Double(shutdownStart)),
-                "timings": JSONValue.from(report.timings),
-            ])
+            try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: ferryState())
         } catch {
             return rollBack(error.text)
         }
@@ -158,6 +162,46 @@ public final class LiveUpdateFlow {
         // Only a failed hand-over comes back: the session closes as `prepared` goes away.
         _ = consume prepared
         rollBack(failure)
+    }
+
+    // MARK: 4'. Hand over to the manager above, which holds a copy of every store and preserves it
+
+    private func handOver(_ entries: [StoreCollection.Entry], to above: LiveUpdateOrchestrator.ManagerAbove) {
+        phase = .handOver
+        for entry in entries {
+            if entry.heldAbove {
+                report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: entry.sessionName == nil ? "fd" : "luo_session",
+                                              sessionName: entry.sessionName))
+            } else {
+                report.skipped.append("unit \(entry.unit) fd '\(entry.name)': \(above.name) holds no copy of it, will be lost across kexec")
+            }
+        }
+        report.timings.preserve = lap()
+        guard let upstream = manager.stores.upstream, let command = above.kexecCommand else {
+            return rollBack("no store of \(above.name) to hand the update to")
+        }
+        var state = ferryState()
+        state["shutdownFinish"] = .number(Double(MonotonicClock.microseconds()))
+        state["kexecCount"] = .number(Double(manager.kexecCount))
+        do throws(SystemCallError) {
+            try upstream.pushUpdateState(Array(JSONValue.object(state).encodedString().utf8))
+        } catch {
+            return rollBack("the live update's state could not be handed to \(above.name): \(error)")
+        }
+        logger.info("handing the live update to \(above.name) (\(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies") held there, \(report.skipped.count) skipped): \(command.joined(separator: " "))")
+        do throws(SystemCallError) {
+            try manager.processes.spawnHelper(command) { [self] exit in
+                guard exit.isSuccess else {
+                    upstream.dropUpdateState()
+                    return rollBack("\(command.joined(separator: " ")): \(exit)")
+                }
+                // Asked: the manager above now stops ferryd and performs the kexec.
+                outcome(.handingOver(report))
+            }
+        } catch {
+            upstream.dropUpdateState()
+            rollBack("\(command.joined(separator: " ")): \(error)")
+        }
     }
 
     // MARK: Failure before the point of no return
@@ -187,6 +231,16 @@ public final class LiveUpdateFlow {
     }
 
     // MARK: Helpers
+
+    /// What the next ferryd needs of this one: which units to start, and the timings so far.
+    private func ferryState() -> [String: JSONValue] {
+        [
+            "activeUnits": .array(activeUnits.map { .string($0.full) }),
+            "bootID": .string(LiveUpdateOrchestrator.bootID()),
+            "shutdownStart": .number(Double(shutdownStart)),
+            "timings": JSONValue.from(report.timings),
+        ]
+    }
 
     private var emulatorSocket: String? { (orchestrator.backend as? EmulatorBackend)?.socketPath }
 

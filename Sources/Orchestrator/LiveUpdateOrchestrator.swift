@@ -49,7 +49,18 @@ public final class LiveUpdateOrchestrator {
     private var current: LiveUpdateFlow?
     /// Set when the manager above carries the stores across a kexec (they are pushed to it):
     /// ferryd then preserves nothing itself and never holds /dev/liveupdate.
-    public var managerAbove: String?
+    public var managerAbove: ManagerAbove?
+
+    /// The manager above that carries ferryd's stores, and how to ask it for a kexec.
+    public struct ManagerAbove: Sendable {
+        public var name: String
+        /// Run to ask for the kexec (e.g. `systemctl kexec --no-block`); nil: ferryd cannot ask.
+        public var kexecCommand: [String]?
+        public init(name: String, kexecCommand: [String]?) {
+            self.name = name
+            self.kexecCommand = kexecCommand
+        }
+    }
 
     public init(manager: Manager, backend: any LiveUpdateBackend, sessionName: String = "ferry", logger: Logger) {
         self.manager = manager

@@ -71,6 +71,36 @@ extension LiveUpdateOrchestrator {
         return report
     }
 
+    /// After the manager above carried the stores (it preserved them, performed the kexec, and
+    /// handed them back in LISTEN_FDS, already placed): takes the update's state, counts the
+    /// kexec (only if the boot changed: a restart of ferryd after a kexec that did not happen
+    /// just starts the units again), and starts the units that ran before.
+    @discardableResult
+    public func restoreFromManagerAbove(state bytes: [UInt8], restored: Int, startUnits: Bool = true) -> RestoreReport {
+        var report = RestoreReport()
+        let started = MonotonicClock.microseconds()
+        defer { lastRestoreStorage = report }
+        guard let state = JSONValue.parse(bytes)?.object else {
+            report.problems.append("the live update's state from the manager above is not a JSON object; units are not started")
+            logger.warning("restore: \(report.problems[0])")
+            return report
+        }
+        report.found = true
+        let rebooted = state["bootID"]?.string != Self.bootID()
+        let before = state["kexecCount"]?.number.map { UInt32(clamping: Int64($0)) } ?? manager.kexecCount
+        report.kexecCount = rebooted ? before &+ 1 : before
+        manager.kexecCount = report.kexecCount
+        report.restored = []
+        adoptTimings(state, into: &report, restoreStarted: started)
+        report.timings.restore = MonotonicClock.microseconds() - started
+        logger.info("\(rebooted ? "after the kexec" : "the kexec did not happen"): \(restored) stored fd(s) came back from the manager above; kexec count \(report.kexecCount)")
+        if startUnits {
+            let names = (state["activeUnits"]?.array ?? []).compactMap { $0.string.flatMap(UnitName.init) }
+            startRestored(names, report: &report)
+        }
+        return report
+    }
+
     /// The restore report of this boot, updated when the first service is ready.
     public var lastRestoreReport: RestoreReport? { lastRestoreStorage }
 

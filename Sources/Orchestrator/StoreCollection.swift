@@ -13,6 +13,8 @@ struct StoreCollection {
         var fd: CInt
         /// Set for a LUO session: it is carried by staying open, never preserved inside another.
         var sessionName: String?
+        /// The manager above holds a copy (nested managers).
+        var heldAbove = false
     }
 
     var entries: [Entry] = []
@@ -33,7 +35,8 @@ struct StoreCollection {
             }
             for entry in service.store.entries {
                 guard let identity = SessionIdentity.of(entry.descriptor) else {
-                    collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd))
+                    collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd,
+                                                    heldAbove: entry.upstreamCopy != nil))
                     continue
                 }
                 guard let sessionName = identity.name ?? (try? LiveUpdateSession.readName(fd: entry.fd)) else {
@@ -47,7 +50,8 @@ struct StoreCollection {
                     infringing.append((service, entry.id))
                     continue
                 }
-                collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName))
+                collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName,
+                                                heldAbove: entry.upstreamCopy != nil))
             }
         }
         for (service, id) in infringing { manager.stores.drop(id: id, from: service) }

@@ -63,7 +63,11 @@ final class Daemon {
         }
         orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
                                               logger: logger)
-        if host.managerAboveCarriesKexec { orchestrator.managerAbove = host.kind == .systemd ? "systemd" : "the manager above" }
+        if host.managerAboveCarriesKexec {
+            let underSystemd = host.kind == .systemd
+            orchestrator.managerAbove = .init(name: underSystemd ? "systemd" : "the manager above",
+                                              kexecCommand: options.kexecCommand ?? (underSystemd ? ["systemctl", "kexec", "--no-block"] : nil))
+        }
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
         interface.hostDescription = host.description
         control = try VarlinkServer(loop: loop, path: options.controlPath,
@@ -88,6 +92,9 @@ final class Daemon {
                 let report = manager.stores.takeBack(names: names, descriptors: handedBack.takeAll(), from: upstream)
                 for problem in report.problems { logger.warning("taking back stores: \(problem)") }
                 if !names.isEmpty { logger.info("took back \(report.restored) stored fd(s) from the manager above") }
+                if let state = report.updateState {
+                    orchestrator.restoreFromManagerAbove(state: state, restored: report.restored)
+                }
             }
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).

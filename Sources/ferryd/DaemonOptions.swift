@@ -7,6 +7,8 @@ struct DaemonOptions: Sendable {
     var logLevel = "info"
     var sessionName = "ferry"
     var emulator: String?
+    /// How to ask the manager above for a kexec, when it carries the stores.
+    var kexecCommand: [String]?
     var help = false
 
     var controlPath: String { controlSocket ?? "\(runtimeDirectory)/control" }
@@ -24,6 +26,9 @@ struct DaemonOptions: Sendable {
           --liveupdate-emulator PATH
                              use the LUO emulator at PATH instead of /dev/liveupdate (also
                              $FERRY_LIVEUPDATE_EMULATOR); services get it in their environment
+          --kexec-command "COMMAND ARGS"
+                             when nested under a manager that carries the stores across a kexec,
+                             how to ask it for the kexec (under systemd 261+: systemctl kexec --no-block)
         """
 
     struct Invalid: Error, CustomStringConvertible {
@@ -46,6 +51,7 @@ struct DaemonOptions: Sendable {
             case "--log-level": options.logLevel = try value(argument)
             case "--session": options.sessionName = try value(argument)
             case "--liveupdate-emulator": options.emulator = try value(argument)
+            case "--kexec-command": options.kexecCommand = try value(argument).split(separator: " ").map(String.init)
             case "-h", "--help": options.help = true
             default: throw Invalid(description: "unknown argument '\(argument)'")
             }

@@ -18,7 +18,7 @@ import Glibc
         var innerControl: String { "\(innerRoot.path)/run/control" }
         var report: String { "\(innerRoot.path)/report.json" }
 
-        init(emulator: String? = nil) throws {
+        init(emulator: String? = nil, askOuterForKexec: Bool = false) throws {
             outer = try FerrydInstance(units: [:], extraArguments: emulator.map { ["--liveupdate-emulator", $0] } ?? [])
             innerRoot = TemporaryDirectory("ferryd-inner")
             chmod(innerRoot.path, 0o755)
@@ -26,7 +26,7 @@ import Glibc
             outer.writeUnit("inner.service", """
                 [Service]
                 Type=notify
-                ExecStart=\(ferrydPath) --units \(innerRoot.path)/units --runtime-dir \(innerRoot.path)/run --log-level debug
+                ExecStart=\(ferrydPath) --units \(innerRoot.path)/units --runtime-dir \(innerRoot.path)/run --log-level debug \(askOuterForKexec ? "--kexec-command \"\(ferryctlPath) kexec --rehearse --control \(outer.control)\"" : "")
                 FileDescriptorStoreMax=100
                 FileDescriptorStorePreserve=yes
                 Restart=always
@@ -97,6 +97,33 @@ import Glibc
             unlink(nest.report)
             #expect(try nest.inner("StartUnit", ["name": .string("keep.service")]).error == nil)
             #expect(nest.outer.waitUntil { Report.read(nest.report)?.fds.map(\.data).sorted() == ["precious", "second"] })
+        }
+    }
+}
+
+extension NestedManagerTests {
+    /// The systemd ≥ 261 hand-over, with an outer ferryd standing in for systemd: the inner
+    /// ferryd stops its units, hands its state up and asks the manager above for the kexec; the
+    /// manager above carries everything; the inner ferryd starts its units again with their fds.
+    @Test func theInnerFerrydHandsTheUpdateToTheManagerAbove() throws {
+        try withEmulator { emulator in
+            let nest = try Nest(emulator: emulator.socketPath, askOuterForKexec: true)
+            try nest.startAndStore()
+            let firstPID = try nest.outer.unit("inner.service")["mainPID"]?.number
+            unlink(nest.report)
+            // The inner ferryd is stopped by the update it asked for: its own caller hears nothing.
+            _ = try? nest.inner("Kexec")
+            #expect(nest.outer.waitUntil(seconds: 30) {
+                try nest.outer.call("GetLiveUpdate").parameters["restore"]?["found"]?.bool == true
+            }, "\(nest.outer.log)")
+            #expect(try nest.outer.unit("inner.service")["mainPID"]?.number != firstPID)
+            // keep.service ran before, so the inner ferryd starts it again, with both fds.
+            #expect(nest.outer.waitUntil { Report.read(nest.report)?.fds.map(\.data).sorted() == ["precious", "second"] },
+                    "\(nest.outer.log)")
+            let restore = try nest.inner("GetLiveUpdate").parameters
+            #expect(restore["kexecCount"]?.number == 0, "a rehearsal keeps the boot: no kexec is counted")
+            #expect(restore["restore"]?["found"]?.bool == true)
+            #expect(nest.outer.waitUntil { !(try nest.outer.storeNames("inner.service").contains("ferry-update-state")) })
         }
     }
 }

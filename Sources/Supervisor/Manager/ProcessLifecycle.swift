@@ -29,6 +29,8 @@ public final class ProcessLifecycle {
     let notifySocketPath: String
     /// Main processes by pid (MAINPID= moves an entry).
     var byPID: [pid_t: Service] = [:]
+    /// Children that are not services' (a helper ferryd started), with who wants their exit.
+    private var helpers: [pid_t: (Processes.Exit) -> Void] = [:]
     /// cgroup v2 tracking, when ferryd can create cgroups (process groups otherwise).
     public var controlGroups: ControlGroups?
     /// Added to every service's environment (e.g. FERRY_LIVEUPDATE_EMULATOR during a rehearsal).
@@ -198,6 +200,10 @@ public final class ProcessLifecycle {
     /// Reaps every exited child; called on SIGCHLD.
     public func reapChildren() {
         while let (pid, exit) = Processes.reapAny() {
+            if let onExit = helpers.removeValue(forKey: pid) {
+                onExit(exit)
+                continue
+            }
             guard let service = byPID.removeValue(forKey: pid) else {
                 logger.debug("reaped pid \(pid) (\(exit)), not a main process")
                 continue
@@ -303,6 +309,16 @@ public final class ProcessLifecycle {
         } else {
             setState(service, preserve.outlivesProcess && !service.store.isEmpty ? .pinned : .dead)
         }
+    }
+
+    /// Spawns a helper command (not a unit) and calls `onExit` when it ends.
+    public func spawnHelper(_ arguments: [String], onExit: @escaping (Processes.Exit) -> Void) throws(SystemCallError) {
+        guard let program = arguments.first, let path = ExecCommand.resolve(program) else {
+            throw SystemCallError("execve(\(arguments.first ?? ""))", .noSuchFileOrDirectory)
+        }
+        let pid = try Spawner.spawn(SpawnRequest(path: path, arguments: arguments,
+                                                 environment: ["PATH=" + ExecCommand.searchPath.joined(separator: ":")]))
+        helpers[pid] = onExit
     }
 
     // MARK: - Signals

@@ -11,6 +11,10 @@ extension StoreKeeper {
     public func takeBack(names: [String], descriptors: consuming OwnedFDs, from upstream: UpstreamStore) -> TakeBackReport {
         var report = TakeBackReport()
         var fds = descriptors
+        if let position = names.firstIndex(of: UpstreamStore.updateStateName), let state = fds.take(at: position) {
+            report.updateState = try? FileIO.readAll(state.borrowed)
+            upstream.dropUpdateState()
+        }
         guard let mappingPosition = names.firstIndex(of: UpstreamMapping.mappingName),
             let mappingFD = fds.take(at: mappingPosition)
         else {
@@ -84,5 +88,7 @@ extension StoreKeeper {
 /// What came back from the manager above at start.
 public struct TakeBackReport: Sendable {
     public var restored = 0
+    /// The live update's state, when ferryd handed a kexec to the manager above before this start.
+    public var updateState: [UInt8]?
     public var problems: [String] = []
 }

@@ -57,7 +57,23 @@ public final class UpstreamStore {
     /// How many entries the manager above holds for ferryd's units now.
     public var count: Int { pushed.count }
 
+    /// The FDNAME of the live update's own state (which units ran, the kexec count, timings),
+    /// pushed just before ferryd asks the manager above for a kexec.
+    public static let updateStateName = "ferry-update-state"
+
     // MARK: - Upward
+
+    /// Pushes the live update's state, replacing an earlier one.
+    public func pushUpdateState(_ bytes: [UInt8]) throws(SystemCallError) {
+        let memfd = try Memfd.create(name: Self.updateStateName, contents: bytes)
+        try send("FDSTOREREMOVE=1\nFDNAME=\(Self.updateStateName)")
+        try send("FDSTORE=1\nFDNAME=\(Self.updateStateName)\nFDPOLL=0", descriptors: [memfd.rawValue])
+    }
+
+    /// Drops the live update's state above (read after boot, or the update rolled back).
+    public func dropUpdateState() {
+        try? send("FDSTOREREMOVE=1\nFDNAME=\(Self.updateStateName)")
+    }
 
     /// Pushes `entry` of `unit` up, unless it is there already. A failure is logged and the entry
     /// stays only here (it still rides ferryd's own live update).
