@@ -12,7 +12,7 @@ import Glibc
 /// one's store for it, and takes them back when it starts again, after a crash or a live update.
 @Suite struct NestedManagerTests {
     /// An outer ferryd whose unit `inner.service` is another ferryd with one unit, `keep.service`.
-    struct Nest {
+    final class Nest {
         let outer: FerrydInstance
         let innerRoot: TemporaryDirectory
         var innerControl: String { "\(innerRoot.path)/run/control" }
@@ -32,6 +32,18 @@ import Glibc
                 Restart=always
                 RestartSec=100ms
                 """)
+        }
+
+        /// Without cgroup v2 (this test host) a unit of the inner ferryd, in its own session,
+        /// outlives an inner ferryd that is killed; end every process that runs from our folder.
+        deinit {
+            guard let folder = opendir("/proc") else { return }
+            defer { closedir(folder) }
+            while let entry = readdir(folder) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard let pid = pid_t(name), pid != getpid() else { continue }
+                if readText("/proc/\(pid)/cmdline").contains(innerRoot.path) { kill(pid, SIGKILL) }
+            }
         }
 
         func inner(_ method: String, _ parameters: [String: JSONValue] = [:]) throws -> Varlink.Reply {
