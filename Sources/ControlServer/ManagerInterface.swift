@@ -86,7 +86,7 @@ public final class ManagerInterface {
     let orchestrator: LiveUpdateOrchestrator
     let logger: Logger
     /// Start/stop callers waiting for the unit to settle.
-    private var waiting: [(unit: UnitName, responder: VarlinkServer.Responder)] = []
+    private var waiting: [(unit: UnitName, starting: Bool, responder: VarlinkServer.Responder)] = []
     /// Where ferryd runs and who carries its stores across a kexec (GetManager's `host`).
     public var hostDescription = ""
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
@@ -142,7 +142,7 @@ public final class ManagerInterface {
         case "StartUnit": withUnit(call, responder) { service in start(service, responder) }
         case "StopUnit": withUnit(call, responder) { service in
             manager.processes.stop(service)
-            wait(service, responder)
+            wait(service, responder, starting: false)
         }
         case "RestartUnit": withUnit(call, responder) { service in
             do throws(ManagerError) {
@@ -213,9 +213,9 @@ public final class ManagerInterface {
     }
 
     /// Answers once the unit leaves activating/deactivating.
-    private func wait(_ service: Service, _ responder: VarlinkServer.Responder) {
+    private func wait(_ service: Service, _ responder: VarlinkServer.Responder, starting: Bool = true) {
         if service.state.isTransient && service.state.sub != .autoRestart {
-            waiting.append((service.name, responder))
+            waiting.append((service.name, starting, responder))
         } else {
             responder.reply(unitReply(service))
         }
@@ -226,7 +226,7 @@ public final class ManagerInterface {
         let ready = waiting.filter { $0.unit == service.name }
         waiting.removeAll { $0.unit == service.name }
         for entry in ready {
-            if service.state.active == .failed || service.state.sub == .autoRestart {
+            if entry.starting && (service.state.active == .failed || service.state.sub == .autoRestart) {
                 entry.responder.reply(.failure("\(Self.interfaceName).StartFailed", [
                     "name": .string(service.name.full), "reason": .string(service.result),
                 ]))

@@ -146,6 +146,18 @@ public enum Processes {
     }
 
     /// Makes this process the reaper of orphaned descendants (PR_SET_CHILD_SUBREAPER).
+    /// The processes whose process group is `group` (from /proc).
+    public static func members(ofGroup group: pid_t) -> [pid_t] {
+        guard let folder = opendir("/proc") else { return [] }
+        defer { closedir(folder) }
+        var members: [pid_t] = []
+        while let entry = readdir(folder) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let pid = pid_t(name), processGroup(of: pid) == group { members.append(pid) }
+        }
+        return members
+    }
+
     public static func becomeSubreaper() {
         _ = ferry_prctl_set_child_subreaper()
     }

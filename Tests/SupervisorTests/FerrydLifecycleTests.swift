@@ -13,7 +13,9 @@ import Glibc
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("stubborn.service", toolUnit("ignoreterm ready sleep", extra: "TimeoutStopSec=300ms"))
         #expect(try ferryd.start("stubborn.service") == "active (running)")
-        #expect(try ferryd.stop("stubborn.service") == "inactive (dead)")
+        // As systemd: a unit that had to be killed ends failed, with result "timeout".
+        #expect(try ferryd.stop("stubborn.service") == "failed (failed)")
+        #expect(try ferryd.unit("stubborn.service")["result"]?.string == "timeout")
         #expect(ferryd.log.contains("stubborn.service: did not stop within TimeoutStopSec"))
     }
 

@@ -7,7 +7,9 @@ import Glibc
 extension ProcessLifecycle {
     /// What the spawner gets for one ExecStart= line: argv expanded, the environment (PATH,
     /// Environment=, NOTIFY_SOCKET, FDSTORE, LISTEN_FDS/LISTEN_FDNAMES), the stored fds, the identity.
-    func spawnRequest(for service: Service, command: ExecCommand) throws(ParseError) -> SpawnRequest {
+    ///
+    /// - Parameter handingStore: pass the fd store (the main process); control processes get none.
+    func spawnRequest(for service: Service, command: ExecCommand, handingStore: Bool) throws(ParseError) -> SpawnRequest {
         var environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + extraEnvironment
         for (key, value) in try service.config.resolvedEnvironment() {
             environment.removeAll { $0.hasPrefix(key + "=") }
@@ -19,7 +21,7 @@ extension ProcessLifecycle {
             if service.config.fdStoreMax > 0 { environment.append("FDSTORE=\(service.config.fdStoreMax)") }
         }
         var listen: [CInt] = []
-        if !service.store.isEmpty {
+        if handingStore && !service.store.isEmpty {
             listen = service.store.entries.map(\.fd)
             environment.append("LISTEN_FDS=\(listen.count)")
             environment.append("LISTEN_FDNAMES=" + service.store.entries.map(\.name).joined(separator: ":"))

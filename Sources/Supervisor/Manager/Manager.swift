@@ -43,6 +43,8 @@ public final class Manager {
             self.notifySocket = socket
         } else {
             let socket = try UnixSocket.listen(path: notifySocketPath, kind: .datagram)
+            // Services of any User= send here; each datagram is told apart by its credentials.
+            chmod(notifySocketPath, 0o666)
             try UnixSocket.enablePassCredentials(socket.borrowed)
             var size: CInt = 8 << 20
             _ = setsockopt(socket.rawValue, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))

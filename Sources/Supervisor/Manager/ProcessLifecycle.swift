@@ -29,6 +29,9 @@ public final class ProcessLifecycle {
     let notifySocketPath: String
     /// Main processes by pid (MAINPID= moves an entry).
     var byPID: [pid_t: Service] = [:]
+    /// ExecStartPre=/ExecStartPost=/ExecStop= processes by pid, and the command each runs.
+    var controlByPID: [pid_t: Service] = [:]
+    var currentControlCommand: [pid_t: ExecCommand] = [:]
     /// Children that are not services' (a helper ferryd started), with who wants their exit.
     private var helpers: [pid_t: (Processes.Exit) -> Void] = [:]
     /// cgroup v2 tracking, when ferryd can create cgroups (process groups otherwise).
@@ -72,6 +75,12 @@ public final class ProcessLifecycle {
         service.commandIndex = 0
         service.statusText = nil
         service.result = "success"
+        armStartTimeout(service)
+        if !service.config.execStartPre.isEmpty {
+            setState(service, .startingPre)
+            runControl(service, .startPre, service.config.execStartPre)
+            return
+        }
         if !launch(service) {
             enterFinal(service, failed: true)
             throw ManagerError(code: .startFailed, unit: service.name.full, message: "could not spawn: \(service.result)")
@@ -89,46 +98,100 @@ public final class ProcessLifecycle {
         return true
     }
 
+    /// TimeoutStartSec=: a unit still activating then is stopped and fails with "timeout".
+    private func armStartTimeout(_ service: Service) {
+        guard let limit = service.config.startTimeout else { return }
+        do throws(SystemCallError) {
+            try armTimer(service, after: limit) { [unowned self] in
+                guard service.state.active == .activating, service.state.sub != .autoRestart else { return }
+                logger.warning("\(service.name): start operation timed out (TimeoutStartSec=\(limit)); terminating")
+                service.result = "timeout"
+                stopProcesses(service)
+            }
+        } catch {
+            logger.error("\(service.name): cannot arm the TimeoutStartSec= timer (\(error)); the start has no time limit")
+        }
+    }
+
     /// Spawns the current ExecStart= line; false (with `result` set) when it could not.
-    private func launch(_ service: Service) -> Bool {
+    @discardableResult
+    func launch(_ service: Service) -> Bool {
         guard service.commandIndex < service.config.execStart.count else {
             logger.error("\(service.name): no ExecStart= to run")
             service.result = "resources"
             return false
         }
         let command = service.config.execStart[service.commandIndex]
-        var request: SpawnRequest
-        do throws(ParseError) {
-            request = try spawnRequest(for: service, command: command)
-        } catch {
-            logger.error("\(service.name): \(error)")
-            service.result = "resources"
-            return false
-        }
-        // The child writes itself into its cgroup before exec; the fd is closed when launch returns.
-        let cgroupFD: CInt = controlGroups?.prepare(service.name)?.release() ?? -1
-        defer { if cgroupFD >= 0 { close(cgroupFD) } }
-        request.cgroupProcsFD = cgroupFD
-        let pid: pid_t
-        do throws(SystemCallError) {
-            pid = try Spawner.spawn(request)
-        } catch {
-            logger.error("\(service.name): failed to start \(command.path): \(error.errno.symbolicName) (\(error.errno))")
-            service.result = "resources"
-            return false
-        }
+        guard let pid = spawn(command, for: service, handingStore: true) else { return false }
         service.mainPID = pid
         service.processGroup = pid
         byPID[pid] = service
-        let handed = request.listenDescriptors.isEmpty ? "" : " with \(request.listenDescriptors.count) stored fd(s)"
-        logger.info("\(service.name): started \(command.path) as pid \(pid)\(handed)")
-        setState(service, service.config.type == .simple ? .running : .starting)
+        switch service.config.type {
+        case .simple: mainIsUp(service)
+        case .notify, .oneshot, .forking: setState(service, .starting)
+        }
         return true
+    }
+
+    /// Spawns `command` in the unit's cgroup (when tracked); nil (with `result` set) when it could not.
+    func spawn(_ command: ExecCommand, for service: Service, handingStore: Bool) -> pid_t? {
+        var request: SpawnRequest
+        do throws(ParseError) {
+            request = try spawnRequest(for: service, command: command, handingStore: handingStore)
+        } catch {
+            logger.error("\(service.name): \(error)")
+            service.result = "resources"
+            return nil
+        }
+        // The child writes itself into its cgroup before exec; the fd is closed when this returns.
+        let cgroupFD: CInt = controlGroups?.prepare(service.name)?.release() ?? -1
+        defer { if cgroupFD >= 0 { close(cgroupFD) } }
+        request.cgroupProcsFD = cgroupFD
+        do throws(SystemCallError) {
+            let pid = try Spawner.spawn(request)
+            let handed = request.listenDescriptors.isEmpty ? "" : " with \(request.listenDescriptors.count) stored fd(s)"
+            logger.info("\(service.name): started \(command.path) as pid \(pid)\(handed)")
+            return pid
+        } catch {
+            logger.error("\(service.name): failed to start \(command.path): \(error.errno.symbolicName) (\(error.errno))")
+            service.result = error.errno == .noSuchFileOrDirectory || error.errno == .permissionDenied ? "exec" : "resources"
+            return nil
+        }
+    }
+
+    /// The main process is up (simple: spawned; notify: READY=1; forking: the parent returned):
+    /// ExecStartPost= runs, then the unit is active.
+    func mainIsUp(_ service: Service) {
+        if !service.config.execStartPost.isEmpty {
+            setState(service, .startingPost)
+            runControl(service, .startPost, service.config.execStartPost)
+            return
+        }
+        becomeActive(service)
+    }
+
+    /// Start done: running, or for a finished oneshot exited/dead.
+    func becomeActive(_ service: Service) {
+        if service.state.active == .activating { cancelTimer(service) }  // the start timeout
+        if service.config.type == .oneshot && service.mainPID == nil {
+            if service.config.remainAfterExit { setState(service, .exited) } else { enterFinal(service, failed: false) }
+            return
+        }
+        setState(service, .running)
+    }
+
+    /// READY=1 from the unit.
+    public func ready(_ service: Service) {
+        switch service.state {
+        case .starting where service.config.type == .notify: mainIsUp(service)
+        case .reloading: setState(service, .running)
+        default: break
+        }
     }
 
     // MARK: - Stop
 
-    /// Stops `service`: SIGTERM to its process group, SIGKILL after TimeoutStopSec=.
+    /// Stops `service`: ExecStop=, then SIGTERM (as KillMode= says), SIGKILL after TimeoutStopSec=.
     ///
     /// - Parameter keepingStore: a live update is stopping it: the store stays whatever the
     ///   preserve mode, until the update either carries it or rolls back.
@@ -149,7 +212,7 @@ public final class ProcessLifecycle {
         guard !service.isStub else {
             throw ManagerError(code: .notLoaded, unit: service.name.full, message: "no unit file (not-found)")
         }
-        if service.mainPID == nil {
+        if service.mainPID == nil && service.controlPID == nil {
             cancelTimer(service)
             if service.state.sub == .autoRestart { setState(service, .dead) }
             try start(service)
@@ -159,16 +222,39 @@ public final class ProcessLifecycle {
         stopProcesses(service)
     }
 
-    private func stopProcesses(_ service: Service) {
+    func stopProcesses(_ service: Service) {
         cancelTimer(service)
-        guard let group = service.processGroup, service.mainPID != nil else {
+        guard !service.stopRequested else { return }
+        // ExecStop= only for a unit that came up, as systemd does.
+        let cameUp = service.state.active == .active || service.state.active == .reloading
+        if cameUp && !service.config.execStop.isEmpty {
+            service.stopRequested = true
+            setState(service, .stoppingCommand)
+            armStopTimeout(service)
+            runControl(service, .stop, service.config.execStop)
+            return
+        }
+        guard service.mainPID != nil || service.controlPID != nil else {
             if service.state.sub == .autoRestart || service.state == .exited || service.state == .running {
                 enterFinal(service, failed: false)
             }
             return
         }
         service.stopRequested = true
-        signalUnit(service, group: group, SIGTERM)
+        terminate(service)
+    }
+
+    /// SIGTERM as KillMode= says, then wait for the exit (SIGKILL after TimeoutStopSec=).
+    func terminate(_ service: Service) {
+        if let control = service.controlPID { Processes.signal(control, SIGTERM) }
+        if let main = service.mainPID {
+            switch service.config.killMode {
+            case .controlGroup: signalUnit(service, SIGTERM)
+            case .process, .mixed: Processes.signal(main, SIGTERM)
+            case .none: break
+            }
+        }
+        guard service.mainPID != nil || service.controlPID != nil else { return finishStop(service, exit: .exited(0)) }
         setState(service, .stopping)
         armStopTimeout(service)
     }
@@ -177,7 +263,7 @@ public final class ProcessLifecycle {
     func armStopTimeout(_ service: Service) {
         do throws(SystemCallError) {
             try armTimer(service, after: service.config.stopTimeout) { [unowned self] in
-                guard service.state == .stopping else { return }
+                guard service.state.active == .deactivating else { return }
                 logger.warning("\(service.name): did not stop within TimeoutStopSec=\(service.config.stopTimeout), killing")
                 kill(service)
             }
@@ -189,9 +275,13 @@ public final class ProcessLifecycle {
     }
 
     private func kill(_ service: Service) {
-        guard let group = service.processGroup else { return }
         service.result = "timeout"
-        signalUnit(service, group: group, SIGKILL)
+        if let control = service.controlPID { Processes.signal(control, SIGKILL) }
+        if service.config.killMode == .process, let main = service.mainPID {
+            Processes.signal(main, SIGKILL)
+        } else {
+            signalUnit(service, SIGKILL)
+        }
         setState(service, .killing)
     }
 
@@ -202,36 +292,32 @@ public final class ProcessLifecycle {
         while let (pid, exit) = Processes.reapAny() {
             if let onExit = helpers.removeValue(forKey: pid) {
                 onExit(exit)
-                continue
+            } else if let service = controlByPID.removeValue(forKey: pid) {
+                controlExited(service, exit)
+            } else if let service = byPID.removeValue(forKey: pid) {
+                mainExited(service, exit)
+            } else {
+                logger.debug("reaped pid \(pid) (\(exit)), not a main or control process")
             }
-            guard let service = byPID.removeValue(forKey: pid) else {
-                logger.debug("reaped pid \(pid) (\(exit)), not a main process")
-                continue
-            }
-            mainExited(service, exit)
         }
     }
 
     private func mainExited(_ service: Service, _ exit: Processes.Exit) {
         service.mainPID = nil
-        // Leftover processes of the unit end with the main process.
-        if let group = service.processGroup { signalUnit(service, group: group, SIGKILL) }
-        controlGroups?.release(service.name)
-        let command = service.config.execStart.indices.contains(service.commandIndex)
-            ? service.config.execStart[service.commandIndex] : nil
-        let cleanStop = service.stopRequested && (exit == .signaled(SIGTERM) || exit == .signaled(SIGKILL) || exit.isSuccess)
-        let success = exit.isSuccess || command?.ignoreFailure == true || cleanStop
         logger.info("\(service.name): main process \(exit)")
+        if service.config.type == .forking && service.state == .starting && !service.stopRequested {
+            return forkingParentExited(service, exit)
+        }
+        // Leftover processes of the unit end with the main process, unless KillMode= keeps them.
+        if service.config.killMode == .controlGroup || service.config.killMode == .mixed { signalUnit(service, SIGKILL) }
+        if service.controlPID == nil { controlGroups?.release(service.name) }
         if service.stopRequested {
-            cancelTimer(service)
-            service.stopRequested = false
-            if !success && service.result == "success" { service.result = Self.result(of: exit) }
-            let restartNow = service.startAfterStop
-            service.startAfterStop = false
-            enterFinal(service, failed: !success, keepStore: restartNow)
-            if restartNow { try? start(service) }
+            if service.controlPID == nil { finishStop(service, exit: exit) }
             return
         }
+        let command = service.config.execStart.indices.contains(service.commandIndex)
+            ? service.config.execStart[service.commandIndex] : nil
+        let success = exit.isSuccess || command?.ignoreFailure == true
         if service.config.type == .oneshot && success && service.commandIndex + 1 < service.config.execStart.count {
             service.commandIndex += 1
             if !launch(service) { enterFinal(service, failed: true) }
@@ -239,12 +325,30 @@ public final class ProcessLifecycle {
         }
         if service.config.type == .notify && service.state == .starting && success {
             logger.warning("\(service.name): exited before sending READY=1")
+            service.result = "protocol"
+            return settle(service, success: false)
+        }
+        if success && service.config.type == .oneshot && service.state == .starting {
+            return mainIsUp(service)
         }
         if !success { service.result = Self.result(of: exit) }
-        if success && service.config.type == .oneshot && service.config.remainAfterExit {
-            setState(service, .exited)
-            return
-        }
+        settle(service, success: success)
+    }
+
+    /// A stop is complete: the unit comes to rest, or starts again (restart).
+    private func finishStop(_ service: Service, exit: Processes.Exit) {
+        cancelTimer(service)
+        service.stopRequested = false
+        let clean = exit == .signaled(SIGTERM) || exit == .signaled(SIGKILL) || exit.isSuccess
+        if !clean && service.result == "success" { service.result = Self.result(of: exit) }
+        let restartNow = service.startAfterStop
+        service.startAfterStop = false
+        enterFinal(service, failed: service.result != "success", keepStore: restartNow)
+        if restartNow { try? start(service) }
+    }
+
+    /// The main process is gone on its own: restart as Restart= says, or come to rest.
+    private func settle(_ service: Service, success: Bool) {
         let wantsRestart = service.config.restart == .always
             ? service.config.type != .oneshot || !success
             : service.config.restart == .onFailure && !success
@@ -253,6 +357,40 @@ public final class ProcessLifecycle {
         } else {
             enterFinal(service, failed: !success)
         }
+    }
+
+    /// Type=forking: the parent returned; the daemon it left is the main process from now on.
+    private func forkingParentExited(_ service: Service, _ exit: Processes.Exit) {
+        guard exit.isSuccess else {
+            service.result = Self.result(of: exit)
+            signalUnit(service, SIGKILL)
+            return settle(service, success: false)
+        }
+        guard let daemon = forkedDaemon(of: service) else {
+            logger.error("\(service.name): the parent exited but no daemon process was found\(service.config.pidFile.map { " (PIDFile=\($0))" } ?? "")")
+            service.result = "protocol"
+            signalUnit(service, SIGKILL)
+            return settle(service, success: false)
+        }
+        service.mainPID = daemon
+        byPID[daemon] = service
+        if let group = Processes.processGroup(of: daemon) { service.processGroup = group }
+        logger.info("\(service.name): daemon is pid \(daemon)")
+        mainIsUp(service)
+    }
+
+    /// PIDFile= when given, else the one process left in the unit's group.
+    private func forkedDaemon(of service: Service) -> pid_t? {
+        if let file = service.config.pidFile {
+            guard let text = FileIO.text(ofFile: file, limit: 64),
+                let pid = text.split(whereSeparator: { $0.isWhitespace }).first.flatMap({ pid_t($0) }), pid > 0,
+                Glibc.kill(pid, 0) == 0
+            else { return nil }
+            return pid
+        }
+        guard let group = service.processGroup else { return nil }
+        let members = Processes.members(ofGroup: group)
+        return members.count == 1 ? members[0] : nil
     }
 
     static func result(of exit: Processes.Exit) -> String {
@@ -288,6 +426,8 @@ public final class ProcessLifecycle {
     /// The unit comes to rest: dead, failed, or dead with its store pinned.
     func enterFinal(_ service: Service, failed: Bool, keepStore: Bool = false) {
         cancelTimer(service)
+        service.controlStep = nil
+        service.controlQueue = []
         let preserve = service.config.fdStorePreserve
         let releaseStore: Bool
         if service.holdStoreForLiveUpdate {
@@ -323,10 +463,13 @@ public final class ProcessLifecycle {
 
     // MARK: - Signals
 
-    /// Signals every process of the unit: its cgroup when tracked, and its process group.
-    func signalUnit(_ service: Service, group: pid_t, _ signal: CInt) {
+    /// Signals every process of the unit: its cgroup when tracked, its process group, and a
+    /// control process (which starts in a group of its own).
+    func signalUnit(_ service: Service, _ signal: CInt) {
         controlGroups?.signal(service.name, signal)
-        if Processes.groupAlive(group) { Processes.signalGroup(group, signal) }
+        for group in [service.processGroup, service.controlPID].compactMap({ $0 }) where Processes.groupAlive(group) {
+            Processes.signalGroup(group, signal)
+        }
     }
 
     // MARK: - Timers

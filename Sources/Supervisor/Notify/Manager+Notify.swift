@@ -105,9 +105,7 @@ extension Manager {
             states.set(service, ServiceState(.deactivating, .stopSigterm))
         }
         if message.isSet("RELOADING") && service.state == .running { states.set(service, .reloading) }
-        if message.isSet("READY") && (service.state == .starting || service.state == .reloading) {
-            states.set(service, .running)
-        }
+        if message.isSet("READY") { processes.ready(service) }
     }
 
     private func handleStore(_ message: NotifyMessage, descriptors: inout OwnedFDs, service: Service) {

@@ -34,8 +34,15 @@ public final class Service {
     /// Keep the store whatever FileDescriptorStorePreserve= says: a live update is stopping the
     /// unit, and if it fails the unit starts again with everything it stored.
     var holdStoreForLiveUpdate = false
-    /// The restart-delay or stop-timeout timer, when one is armed.
+    /// The restart-delay, start-timeout or stop-timeout timer, when one is armed.
     var timer: TimerFD?
+    /// The ExecStartPre=, ExecStartPost= or ExecStop= process running now.
+    public internal(set) var controlPID: pid_t?
+    /// What the control processes are doing, and the commands still to run.
+    var controlStep: ControlStep?
+    var controlQueue: [ExecCommand] = []
+
+    enum ControlStep { case startPre, startPost, stop }
 
     init(name: UnitName, loaded: UnitLoader.Loaded?) {
         self.name = name

@@ -9,6 +9,10 @@ public struct ServiceState: Equatable, Sendable, Codable, CustomStringConvertibl
         /// Dead, but a store that outlives the process keeps the unit (FileDescriptorStorePreserve=yes).
         case deadResourcesPinned = "dead-resources-pinned"
         case start, running, exited, reload
+        case startPre = "start-pre"
+        case startPost = "start-post"
+        /// ExecStop= runs.
+        case stop
         case stopSigterm = "stop-sigterm"
         case stopSigkill = "stop-sigkill"
         case autoRestart = "auto-restart"
@@ -26,6 +30,9 @@ public struct ServiceState: Equatable, Sendable, Codable, CustomStringConvertibl
     public static let dead = ServiceState(.inactive, .dead)
     public static let pinned = ServiceState(.inactive, .deadResourcesPinned)
     public static let starting = ServiceState(.activating, .start)
+    public static let startingPre = ServiceState(.activating, .startPre)
+    public static let startingPost = ServiceState(.activating, .startPost)
+    public static let stoppingCommand = ServiceState(.deactivating, .stop)
     public static let running = ServiceState(.active, .running)
     public static let exited = ServiceState(.active, .exited)
     public static let reloading = ServiceState(.reloading, .reload)

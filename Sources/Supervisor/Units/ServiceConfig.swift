@@ -7,7 +7,18 @@ import Glibc
 
 /// A service unit's settings, interpreted from its unit file.
 public struct ServiceConfig: Sendable, Equatable {
-    public enum ServiceType: String, Sendable { case simple, notify, oneshot }
+    public enum ServiceType: String, Sendable { case simple, notify, oneshot, forking }
+    /// Which processes a stop signals (systemd's KillMode=).
+    public enum KillMode: String, Sendable {
+        /// Every process of the unit.
+        case controlGroup = "control-group"
+        /// The main process only.
+        case process
+        /// SIGTERM to the main process, SIGKILL to every process that is left.
+        case mixed
+        /// No signals: ExecStop= alone stops the unit.
+        case none
+    }
     public enum RestartPolicy: String, Sendable { case no, onFailure = "on-failure", always }
     public enum NotifyAccess: String, Sendable { case none, main, exec, all }
 
@@ -15,6 +26,23 @@ public struct ServiceConfig: Sendable, Equatable {
     public var type: ServiceType = .simple
     public var remainAfterExit = false
     public var execStart: [ExecCommand] = []
+    public var execStartPre: [ExecCommand] = []
+    public var execStartPost: [ExecCommand] = []
+    public var execStop: [ExecCommand] = []
+    /// Type=forking: where the daemon writes its pid.
+    public var pidFile: String?
+    public var killMode: KillMode = .controlGroup
+    /// Nil until set: 90 s, or no limit for Type=oneshot (as systemd).
+    public var explicitStartTimeout: Duration?
+    /// [Unit] dependencies, as written (services, and targets such as network.target).
+    public var requires: [String] = []
+    public var wants: [String] = []
+    public var after: [String] = []
+    public var before: [String] = []
+    public var conflicts: [String] = []
+    /// [Install]
+    public var wantedBy: [String] = []
+    public var requiredBy: [String] = []
     public var restart: RestartPolicy = .no
     public var restartDelay: Duration = .milliseconds(100)
     public var startLimitBurst = 5
@@ -31,6 +59,12 @@ public struct ServiceConfig: Sendable, Equatable {
     public var fdStorePreserve: PreserveMode = .restart
     /// Nil until set: the default depends on Type= and FileDescriptorStoreMax=.
     public var explicitNotifyAccess: NotifyAccess?
+
+    /// TimeoutStartSec= as in effect; nil means no limit.
+    public var startTimeout: Duration? {
+        let limit = explicitStartTimeout ?? (type == .oneshot ? nil : .seconds(90))
+        return limit.flatMap { $0 == .zero || $0 >= Values.infinity ? nil : $0 }
+    }
 
     /// NotifyAccess= as in effect: `main` for notify services and services with a store, else none.
     public var notifyAccess: NotifyAccess {
@@ -61,17 +95,23 @@ public struct ServiceConfig: Sendable, Equatable {
                 if let problem { warnings.append("line \(assignment.line): \(problem)") }
             }
         }
-        // ExecStart= is interpreted last: its variables come from Environment= wherever it stands.
+        // Exec*= lines are interpreted last: their variables come from Environment= wherever it stands.
         let environment = Dictionary(config.environment, uniquingKeysWith: { _, last in last })
-        for assignment in file.values("Service", "ExecStart") {
-            let value = expanded(assignment)
-            if value.isEmpty {
-                config.execStart = []
-                continue
-            }
-            switch ExecCommand.parse(value, environment: environment) {
-            case .success(let command): config.execStart.append(command)
-            case .failure(let error): warnings.append("line \(assignment.line): ExecStart=: \(error)")
+        let commands: [(String, WritableKeyPath<ServiceConfig, [ExecCommand]>)] = [
+            ("ExecStart", \.execStart), ("ExecStartPre", \.execStartPre), ("ExecStartPost", \.execStartPost),
+            ("ExecStop", \.execStop),
+        ]
+        for (key, path) in commands {
+            for assignment in file.values("Service", key) {
+                let value = expanded(assignment)
+                if value.isEmpty {
+                    config[keyPath: path] = []
+                    continue
+                }
+                switch ExecCommand.parse(value, environment: environment) {
+                case .success(let command): config[keyPath: path].append(command)
+                case .failure(let error): warnings.append("line \(assignment.line): \(key)=: \(error)")
+                }
             }
         }
         if config.execStart.count > 1 && config.type != .oneshot {
@@ -91,9 +131,24 @@ public struct ServiceConfig: Sendable, Equatable {
         case ("Unit", "StartLimitIntervalSec"), ("Service", "StartLimitIntervalSec"):
             guard let duration = Values.duration(value) else { return "StartLimitIntervalSec=\(value) is not a time, ignored" }
             startLimitInterval = duration
-        case ("Service", "ExecStart"): break  // interpreted after every Environment=
+        case ("Service", "ExecStart"), ("Service", "ExecStartPre"), ("Service", "ExecStartPost"), ("Service", "ExecStop"):
+            break  // interpreted after every Environment=
+        case ("Service", "PIDFile"): pidFile = value.isEmpty ? nil : value
+        case ("Service", "KillMode"):
+            guard let mode = KillMode(rawValue: value) else { return "KillMode=\(value) is not control-group, process, mixed or none, ignored" }
+            killMode = mode
+        case ("Service", "TimeoutStartSec"), ("Service", "TimeoutSec"):
+            guard let duration = Values.duration(value) else { return "\(key)=\(value) is not a time, ignored" }
+            explicitStartTimeout = duration
+            if key == "TimeoutSec" { stopTimeout = duration }
+        case ("Unit", "Requires"), ("Unit", "Wants"), ("Unit", "After"), ("Unit", "Before"), ("Unit", "Conflicts"),
+             ("Install", "WantedBy"), ("Install", "RequiredBy"):
+            return addNames(value, to: Self.dependencyList(key), key: key)
+        case ("Install", "Alias"), ("Install", "Also"), ("Install", "DefaultInstance"),
+             ("Unit", "Documentation"), ("Unit", "DefaultDependencies"):
+            break  // accepted; nothing for ferryd to do with them
         case ("Service", "Type"):
-            guard let parsed = ServiceType(rawValue: value) else { return "Type=\(value) is not supported (simple, notify, oneshot), ignored" }
+            guard let parsed = ServiceType(rawValue: value) else { return "Type=\(value) is not supported (simple, notify, oneshot, forking), ignored" }
             type = parsed
         case ("Service", "RemainAfterExit"):
             guard let flag = Values.boolean(value) else { return "RemainAfterExit=\(value) is not a boolean, ignored" }
@@ -146,11 +201,40 @@ public struct ServiceConfig: Sendable, Equatable {
         case ("Service", "NotifyAccess"):
             guard let access = NotifyAccess(rawValue: value) else { return "NotifyAccess=\(value) is not none, main, exec or all, ignored" }
             explicitNotifyAccess = access
-        case ("Install", _): break
         default:
             return "unknown setting \(key)= in [\(section)], ignored"
         }
         return nil
+    }
+
+    static func dependencyList(_ key: String) -> WritableKeyPath<ServiceConfig, [String]> {
+        switch key {
+        case "Requires": \.requires
+        case "Wants": \.wants
+        case "After": \.after
+        case "Before": \.before
+        case "Conflicts": \.conflicts
+        case "WantedBy": \.wantedBy
+        default: \.requiredBy
+        }
+    }
+
+    /// A space-separated list of unit names; an empty value clears the list, as in systemd.
+    private mutating func addNames(_ value: String, to list: WritableKeyPath<ServiceConfig, [String]>, key: String) -> String? {
+        let names = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if names.isEmpty {
+            self[keyPath: list] = []
+            return nil
+        }
+        var bad: [String] = []
+        for name in names {
+            if UnitReference.isValid(name) {
+                if !self[keyPath: list].contains(name) { self[keyPath: list].append(name) }
+            } else {
+                bad.append(name)
+            }
+        }
+        return bad.isEmpty ? nil : "\(key)=: '\(bad.joined(separator: " "))' is not a unit name, ignored"
     }
 
     /// The environment for a process: Environment= assignments, then EnvironmentFile= contents.

@@ -56,3 +56,14 @@ enum UnitEscape {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// A name a dependency may use: a service ferryd runs, or a target (a name that groups units
+/// through its `.wants/` and `.requires/` folders, reached once they are started).
+public enum UnitReference {
+    public static func isValid(_ name: String) -> Bool {
+        if name.hasSuffix(".target") {
+            return UnitName(String(name.dropLast(".target".count)) + ".service") != nil
+        }
+        return UnitName(name) != nil
+    }
+}

@@ -8,11 +8,14 @@ enum Values {
         }
     }
 
+    /// What `infinity` parses to.
+    static let infinity = Duration.seconds(Int64.max / 1_000_000_000)
+
     /// A time span such as `5`, `100ms`, `1min 30s`, `2h`; `infinity` gives nil-as-infinite via `.max`.
     /// Plain numbers are seconds.
     static func duration(_ text: String) -> Duration? {
         let trimmed = text.trimmingWhitespace().lowercased()
-        if trimmed == "infinity" { return .seconds(Int64.max / 1_000_000_000) }
+        if trimmed == "infinity" { return infinity }
         if let seconds = Double(trimmed) { return .milliseconds(Int64(seconds * 1000)) }
         var total: Double = 0
         var number = ""
