@@ -17,7 +17,7 @@ public final class ManagerInterface {
 
         type Unit (name: string, description: string, load: string, active: string, sub: string, result: string,
                    mainPID: ?int, status: ?string, errno: ?int, restarts: int, fdStoreCount: int,
-                   fdStoreMax: int, preserve: string, path: ?string)
+                   fdStoreMax: int, preserve: string, path: ?string, enabled: bool)
         type StoredFD (name: string, type: string, inode: int, path: string, size: ?int, sessionName: ?string)
 
         method GetManager() -> (version: string, units: int, kexecCount: int, notifyMessages: int, storedFDs: int,
@@ -25,11 +25,14 @@ public final class ManagerInterface {
                                 upstreamStoredFDs: ?int)
         method ListUnits() -> (units: []Unit)
         method GetUnit(name: string) -> (unit: Unit)
-        method StartUnit(name: string) -> (unit: Unit)
+        method StartUnit(name: string, noBlock: ?bool) -> (unit: Unit)
         method StopUnit(name: string) -> (unit: Unit)
         method RestartUnit(name: string) -> (unit: Unit)
         method ListFDStore(name: string) -> (unit: string, entries: []StoredFD)
         method CleanUnit(name: string) -> (unit: Unit)
+        # [Install]: link the unit into the .wants/ and .requires/ folders of its WantedBy=/RequiredBy= targets.
+        method EnableUnit(name: string) -> (unit: string, links: []string)
+        method DisableUnit(name: string) -> (unit: string, links: []string)
         method Reload() -> ()
         method Reexecute() -> ()
         # Live update: stop, preserve every store (FileDescriptorStorePreserve=yes|on-success) in
@@ -63,8 +66,11 @@ public final class ManagerInterface {
         public var fdStoreMax: Int
         public var preserve: String
         public var path: String?
+        /// Linked into a target's .wants/ or .requires/ folder.
+        public var enabled: Bool
 
-        init(_ service: Service) {
+        init(_ service: Service, enabled: Bool) {
+            self.enabled = enabled
             name = service.name.full
             description = service.config.description
             load = service.loadState
@@ -111,7 +117,7 @@ public final class ManagerInterface {
             responder.reply(.failure("org.varlink.service.InterfaceNotFound", ["interface": .string(interface)]))
             return
         }
-        let changes = ["StartUnit", "StopUnit", "RestartUnit", "CleanUnit", "Reload", "Reexecute", "Kexec"]
+        let changes = ["StartUnit", "StopUnit", "RestartUnit", "CleanUnit", "EnableUnit", "DisableUnit", "Reload", "Reexecute", "Kexec"]
         if changes.contains(method) && !peer.isRoot {
             logger.notice("refused \(call.method) from uid \(peer.uid) pid \(peer.pid): needs root")
             responder.reply(.failure("\(Self.interfaceName).PermissionDenied", ["method": .string(call.method)]))
@@ -136,13 +142,22 @@ public final class ManagerInterface {
             ]))
         case "ListUnits":
             manager.units.loadAll()
-            let units = manager.services.values.sorted { $0.name < $1.name }.map { JSONValue.from(UnitSummary($0)) }
+            let units = manager.services.values.sorted { $0.name < $1.name }.map { JSONValue.from(UnitSummary($0, enabled: manager.units.isEnabled($0.name))) }
             responder.reply(Varlink.Reply(parameters: ["units": .array(units)]))
         case "GetUnit": withUnit(call, responder) { service in responder.reply(unitReply(service)) }
-        case "StartUnit": withUnit(call, responder) { service in start(service, responder) }
+        case "StartUnit": withUnit(call, responder) { service in
+            start(service, noBlock: call.parameters["noBlock"]?.bool ?? false, responder)
+        }
         case "StopUnit": withUnit(call, responder) { service in
-            manager.processes.stop(service)
-            wait(service, responder, starting: false)
+            manager.jobs.stop([service.name.full]) { [unowned self] _, _ in responder.reply(unitReply(service)) }
+        }
+        case "EnableUnit", "DisableUnit": withUnit(call, responder) { service in
+            do throws(ManagerError) {
+                let links = method == "EnableUnit" ? try manager.units.enable(service.name) : manager.units.disable(service.name)
+                responder.reply(Varlink.Reply(parameters: ["unit": .string(service.name.full), "links": .array(links.map { .string($0) })]))
+            } catch {
+                responder.reply(failure(error))
+            }
         }
         case "RestartUnit": withUnit(call, responder) { service in
             do throws(ManagerError) {
@@ -203,13 +218,23 @@ public final class ManagerInterface {
         }
     }
 
-    private func start(_ service: Service, _ responder: VarlinkServer.Responder) {
-        do throws(ManagerError) {
-            try manager.processes.start(service)
-            wait(service, responder)
-        } catch {
-            responder.reply(failure(error))
+    /// Starts the unit and what it needs, in order; answers once its job is done (at once with
+    /// `noBlock`, like systemctl --no-block).
+    private func start(_ service: Service, noBlock: Bool, _ responder: VarlinkServer.Responder) {
+        guard !service.isStub else {
+            return responder.reply(failure(ManagerError(code: .notLoaded, unit: service.name.full, message: "no unit file (not-found)")))
         }
+        manager.jobs.start([service.name.full]) { [unowned self] _, succeeded in
+            guard !noBlock else { return }
+            if succeeded {
+                responder.reply(unitReply(service))
+            } else {
+                responder.reply(.failure("\(Self.interfaceName).StartFailed", [
+                    "name": .string(service.name.full), "reason": .string(service.result),
+                ]))
+            }
+        }
+        if noBlock { responder.reply(unitReply(service)) }
     }
 
     /// Answers once the unit leaves activating/deactivating.
@@ -253,7 +278,7 @@ public final class ManagerInterface {
     }
 
     private func unitReply(_ service: Service) -> Varlink.Reply {
-        Varlink.Reply(parameters: ["unit": JSONValue.from(UnitSummary(service))])
+        Varlink.Reply(parameters: ["unit": JSONValue.from(UnitSummary(service, enabled: manager.units.isEnabled(service.name)))])
     }
 
     private func failure(_ error: ManagerError) -> Varlink.Reply {

@@ -78,14 +78,15 @@ public final class LiveUpdateFlow {
         phaseStart = MonotonicClock.microseconds()
         activeUnits = manager.services.values
             .filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
-        for service in manager.services.values { manager.processes.stop(service, keepingStore: true) }
+        // In reverse dependency order, every store held whatever its preserve mode.
+        manager.jobs.stop(manager.services.keys.map(\.full).sorted(), keepingStores: true)
         armStopDeadline()
         unitChanged(nil)
     }
 
     /// Every state change of a unit comes here while the update runs.
     func unitChanged(_ service: Service?) {
-        guard phase == .stop, !manager.services.values.contains(where: { $0.mainPID != nil }) else { return }
+        guard phase == .stop, !manager.services.values.contains(where: { $0.mainPID != nil || $0.controlPID != nil }) else { return }
         unitsStopped()
     }
 
@@ -219,12 +220,8 @@ public final class LiveUpdateFlow {
         report.failure = reason
         logger.error("live update failed, rolling back: \(reason)")
         for service in manager.services.values { manager.processes.releaseLiveUpdateHold(service) }
-        for name in activeUnits {
-            do throws(ManagerError) {
-                try manager.processes.start(manager.units.service(name))
-            } catch {
-                logger.error("rollback: \(name) could not start again: \(error.message)")
-            }
+        manager.jobs.start(activeUnits.map(\.full)) { [logger] unit, succeeded in
+            if !succeeded { logger.error("rollback: \(unit) could not start again") }
         }
         logger.info("rolled back: \(activeUnits.count) unit(s) started again with their stores")
         outcome(.rolledBack(report))

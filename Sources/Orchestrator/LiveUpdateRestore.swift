@@ -186,18 +186,20 @@ extension LiveUpdateOrchestrator {
             firstReady = MonotonicClock.microseconds() - restoreEnd
             self?.lastRestoreStorage?.timings.ready = firstReady
         }
+        var startable: [String] = []
         for name in names {
-            let service = manager.units.service(name)
-            guard !service.isStub else {
+            guard !manager.units.service(name).isStub else {
                 report.problems.append("unit \(name) ran before the update but has no unit file now; not started")
                 continue
             }
-            do throws(ManagerError) {
-                try manager.processes.start(service)
-                report.startedUnits.append(name.full)
-            } catch {
-                report.problems.append("unit \(name) could not start after the update: \(error.message)")
-            }
+            startable.append(name.full)
+        }
+        report.startedUnits = startable
+        // In dependency order, with what is enabled (default.target) in the same transaction.
+        manager.jobs.start(startable + ["default.target"]) { [weak self] unit, succeeded in
+            guard !succeeded, unit != "default.target", let self else { return }
+            let service = UnitName(unit).flatMap { self.manager.services[$0] }
+            lastRestoreStorage?.problems.append("unit \(unit) could not start after the update: \(service?.result ?? "failed")")
         }
         // A Type=simple unit is ready inside start(): record it here, as lastRestoreStorage is
         // written only when restoreAfterBoot returns; later readiness updates it directly.

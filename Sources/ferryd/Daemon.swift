@@ -99,6 +99,9 @@ final class Daemon {
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).
             if !host.managerAboveCarriesKexec { orchestrator.restoreAfterBoot() }
+            // A cold start: what is enabled comes up, in dependency order (a restore above
+            // already asked for it with the units that ran before).
+            if orchestrator.lastRestoreReport?.found != true { manager.jobs.start([DependencyGraph.defaultTarget]) }
         }
         if Notifier.socketPath != nil { try? Notifier.ready(status: "\(manager.services.count) unit(s)") }
     }
@@ -126,7 +129,7 @@ final class Daemon {
     /// it powers the machine off (SIGTERM) or restarts it (SIGINT, as for ctrl-alt-del).
     private func shutdown(reboot: Bool) {
         logger.info("shutting down: stopping \(manager.services.values.filter { $0.mainPID != nil }.count) service(s)")
-        for service in manager.services.values where service.mainPID != nil { manager.processes.stop(service) }
+        manager.jobs.stop(manager.services.keys.map(\.full).sorted())
         let deadline = MonotonicClock.now() + .seconds(10)
         while manager.services.values.contains(where: { $0.mainPID != nil }) && MonotonicClock.now() < deadline {
             try? loop.runOnce(timeoutMilliseconds: 100)

@@ -12,6 +12,7 @@ import Glibc
 /// - `units` (UnitRegistry): which units exist, from which files; daemon-reload.
 /// - `processes` (ProcessLifecycle): start, stop, exits, Restart=, timers.
 /// - `stores` (StoreKeeper): every unit's fd store, poll watches, pinning.
+/// - `jobs` (JobEngine): starts and stops in dependency order.
 ///
 /// Confined to the event-loop thread. Everything it learns (a child exited, a datagram arrived,
 /// a timer fired) comes through the loop; `observeStates` hears of every state change.
@@ -24,6 +25,8 @@ public final class Manager {
     public let units: UnitRegistry
     public let processes: ProcessLifecycle
     public let stores: StoreKeeper
+    /// Starts and stops in dependency order (Requires=, Wants=, After=, Before=, Conflicts=).
+    public let jobs: JobEngine
     /// Kexecs this system went through (carried in the live-update mapping).
     public var kexecCount: UInt32 = 0
     /// Datagrams handled on the notify socket, for benchmarks and status.
@@ -39,6 +42,7 @@ public final class Manager {
         processes = ProcessLifecycle(loop: loop, units: units, states: states, notifySocketPath: notifySocketPath,
                                      logger: logger)
         stores = StoreKeeper(loop: loop, units: units, states: states, logger: logger)
+        jobs = JobEngine(units: units, processes: processes, states: states, logger: logger)
         if let socket = adopted.take() {
             self.notifySocket = socket
         } else {

@@ -15,6 +15,12 @@ public struct ManagerError: Error, Equatable, Sendable, CustomStringConvertible 
     public var message: String
 
     public var description: String { "\(unit): \(message)" }
+
+    public init(code: Code, unit: String, message: String) {
+        self.code = code
+        self.unit = unit
+        self.message = message
+    }
 }
 
 /// Process lifecycle: starting units, stopping them (SIGTERM, then SIGKILL after

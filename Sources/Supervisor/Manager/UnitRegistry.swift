@@ -1,6 +1,10 @@
 import FDStore
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Unit loading: which units exist, from which files, and daemon-reload.
 ///
 /// A unit without a file exists as a `not-found` stub while it holds restored fds.
@@ -65,5 +69,65 @@ public final class UnitRegistry {
             logger.info("\(service.name): dropped stored fd '\(entry.name)': FileDescriptorStoreMax=\(service.config.fdStoreMax)")
         }
         if wasStub && service.store.isEmpty && service.state == .pinned { states.set(service, .dead) }
+    }
+
+    // MARK: - enable, disable
+
+    /// Links `name` into the `.wants/` (WantedBy=) and `.requires/` (RequiredBy=) folders of the
+    /// targets its [Install] section names, in the first unit folder; returns the links made.
+    public func enable(_ name: UnitName) throws(ManagerError) -> [String] {
+        guard let loaded = loader.load(name) else {
+            throw ManagerError(code: .noSuchUnit, unit: name.full, message: "no unit file")
+        }
+        let targets = loaded.config.wantedBy.map { ($0, "wants") } + loaded.config.requiredBy.map { ($0, "requires") }
+        guard !targets.isEmpty else {
+            throw ManagerError(code: .notLoaded, unit: name.full, message: "its unit file has no [Install] section with WantedBy= or RequiredBy=; nothing to enable")
+        }
+        guard let folder = loader.directories.first else { return [] }
+        var made: [String] = []
+        for (target, kind) in targets {
+            let directory = "\(folder)/\(target).\(kind)"
+            mkdir(directory, 0o755)
+            let link = "\(directory)/\(name.full)"
+            unlink(link)
+            guard symlink(loaded.path, link) == 0 else {
+                throw ManagerError(code: .startFailed, unit: name.full, message: "cannot link \(link): errno \(errno)")
+            }
+            made.append(link)
+        }
+        logger.info("\(name): enabled (\(made.joined(separator: ", ")))")
+        return made
+    }
+
+    /// Removes every link to `name` from the `.wants/` and `.requires/` folders; returns them.
+    public func disable(_ name: UnitName) -> [String] {
+        var removed: [String] = []
+        for directory in loader.directories {
+            guard let folder = opendir(directory) else { continue }
+            defer { closedir(folder) }
+            while let entry = readdir(folder) {
+                let sub = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard sub.hasSuffix(".wants") || sub.hasSuffix(".requires") else { continue }
+                let link = "\(directory)/\(sub)/\(name.full)"
+                if unlink(link) == 0 { removed.append(link) }
+            }
+        }
+        if !removed.isEmpty { logger.info("\(name): disabled (\(removed.joined(separator: ", ")))") }
+        return removed
+    }
+
+    /// Whether some `.wants/` or `.requires/` folder links `name`.
+    public func isEnabled(_ name: UnitName) -> Bool {
+        for directory in loader.directories {
+            guard let folder = opendir(directory) else { continue }
+            defer { closedir(folder) }
+            while let entry = readdir(folder) {
+                let sub = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if (sub.hasSuffix(".wants") || sub.hasSuffix(".requires")) && access("\(directory)/\(sub)/\(name.full)", F_OK) == 0 {
+                    return true
+                }
+            }
+        }
+        return false
     }
 }
