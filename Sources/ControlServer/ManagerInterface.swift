@@ -34,7 +34,8 @@ public final class ManagerInterface {
         method EnableUnit(name: string) -> (unit: string, links: []string)
         method DisableUnit(name: string) -> (unit: string, links: []string)
         method Reload() -> ()
-        method Reexecute() -> ()
+        # Executes the ferryd at the path it was started from (an upgrade), or `program`.
+        method Reexecute(program: ?string) -> ()
         # Live update: stop, preserve every store (FileDescriptorStorePreserve=yes|on-success) in
         # Ferry's LUO session, kexec. A failure before the reboot rolls everything back.
         method Kexec(kernel: ?string, initrd: ?string, commandLine: ?string, reuseCommandLine: ?bool,
@@ -97,7 +98,8 @@ public final class ManagerInterface {
     public var hostDescription = ""
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
     public var onReload: () -> Void = {}
-    public var onReexecute: () -> Void = {}
+    /// Called with the program to execute (nil: the path ferryd was started from).
+    public var onReexecute: (String?) -> Void = { _ in }
 
     public init(manager: Manager, orchestrator: LiveUpdateOrchestrator, logger: Logger) {
         self.manager = manager
@@ -184,7 +186,7 @@ public final class ManagerInterface {
             responder.reply(Varlink.Reply())
         case "Reexecute":
             responder.reply(Varlink.Reply())
-            onReexecute()
+            onReexecute(call.parameters["program"]?.string)
         case "Kexec":
             let request = KexecRequest(
                 kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,

@@ -101,6 +101,9 @@ extension LiveUpdateOrchestrator {
         return report
     }
 
+    /// Takes the report a previous ferryd of this boot kept (re-exec, upgrade).
+    public func adoptRestoreReport(_ report: RestoreReport) { lastRestoreStorage = report }
+
     /// The restore report of this boot, updated when the first service is ready.
     public var lastRestoreReport: RestoreReport? { lastRestoreStorage }
 

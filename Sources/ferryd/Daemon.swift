@@ -27,7 +27,10 @@ final class Daemon {
     var interface: ManagerInterface!
     let orchestrator: LiveUpdateOrchestrator
     let host: Host
+    /// Held for the daemon's life: one ferryd per runtime directory.
+    let lock: RuntimeLock
     private var reexecRequested = false
+    private var reexecProgram: String?
 
     init(options: DaemonOptions) throws {
         self.options = options
@@ -44,6 +47,11 @@ final class Daemon {
         signals = try SignalFD.open([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
 
         let state = Reexec.takeState()
+        if let fd = state?.lockFD {
+            lock = RuntimeLock.adopt(fd)
+        } else {
+            lock = try RuntimeLock.acquire(in: options.runtimeDirectory)
+        }
         // What the manager above handed back; taken first, so no child can inherit it.
         var handedBack = state == nil ? ListenedDescriptors.take() : ListenedDescriptors.none
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
@@ -75,14 +83,18 @@ final class Daemon {
             interface.handle(call, peer: peer, responder: responder)
         }
         interface.onReload = { [unowned self] in manager.units.reload() }
-        interface.onReexecute = { [unowned self] in reexecRequested = true }
+        interface.onReexecute = { [unowned self] program in
+            reexecRequested = true
+            reexecProgram = program
+        }
         try loop.watch(signals.rawValue, for: .readable) { [unowned self] _ in handleSignals() }
 
         if let state {
             manager.kexecCount = state.kexecCount
             manager.restore(state.units)
             manager.units.loadAll()
-            logger.info("re-executed: \(state.units.count) unit(s) taken over")
+            if let report = state.lastRestore { orchestrator.adoptRestoreReport(report) }
+            logger.info("re-executed \(state.ferrydVersion ?? "?") → \(FerryVersion.current) (\(Reexec.executablePath)): \(state.units.count) unit(s) taken over")
             manager.processes.reapChildren()
         } else {
             manager.units.loadAll()
@@ -148,10 +160,11 @@ final class Daemon {
     private func reexecute() {
         reexecRequested = false
         let state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
-                                 kexecCount: manager.kexecCount, units: manager.snapshot())
-        let keep = [manager.notifySocketFD, control.listenerFD] + manager.storeDescriptors()
+                                 kexecCount: manager.kexecCount, units: manager.snapshot(), lockFD: lock.descriptor.rawValue,
+                                 ferrydVersion: FerryVersion.current, lastRestore: orchestrator.lastRestoreReport)
+        let keep = [manager.notifySocketFD, control.listenerFD, lock.descriptor.rawValue] + manager.storeDescriptors()
         logger.info("re-executing with \(manager.services.count) unit(s) and \(keep.count - 2) stored fd(s)")
-        if let error = Reexec.execute(state, keeping: keep) {
+        if let error = Reexec.execute(state, keeping: keep, program: reexecProgram) {
             logger.error("re-exec failed, carrying on in this process: \(error)")
         }
     }

@@ -1,6 +1,7 @@
 import CFerry
 import FerrySystem
 import FoundationEssentials
+import LiveUpdateReports
 import Supervisor
 import SystemPackage
 
@@ -19,10 +20,29 @@ enum Reexec {
         var controlFD: Int32
         var kexecCount: UInt32
         var units: [UnitSnapshot]
+        /// The runtime directory's lock, held across the exec.
+        var lockFD: Int32?
+        /// The version that wrote this state, for "re-executed A → B".
+        var ferrydVersion: String?
+        /// This boot's restore report, so `last-update` survives an upgrade.
+        var lastRestore: RestoreReport?
+    }
+
+    /// The program to execute: the path ferryd was started from, resolved once at start, so that
+    /// a binary replaced on disk (an upgrade) is what runs next, not the deleted old one.
+    nonisolated(unsafe) static var executablePath = "/proc/self/exe"
+
+    static func recordExecutablePath() {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return }
+        let path = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // A binary already replaced before this call shows as "PATH (deleted)".
+        executablePath = path.hasSuffix(" (deleted)") ? String(path.dropLast(" (deleted)".count)) : path
     }
 
     /// Returns only when exec failed (then every descriptor is close-on-exec again).
-    static func execute(_ state: State, keeping descriptors: [CInt]) -> String? {
+    static func execute(_ state: State, keeping descriptors: [CInt], program: String? = nil) -> String? {
         guard let data = try? JSONEncoder().encode(state),
             let memfd = try? Memfd.create(name: "ferryd-state", contents: Array(data)),
             (try? FileIO.seek(memfd.borrowed, to: 0)) != nil
@@ -33,7 +53,7 @@ enum Reexec {
         setenv(variable, "\(memfd.rawValue)", 1)
         var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
         // The signal mask is inherited by the new image: the new ferryd reads pending SIGCHLDs.
-        execv("/proc/self/exe", &arguments)
+        execv(program ?? executablePath, &arguments)
         let failure = errno
         for fd in descriptors { _ = ferry_fcntl_int(fd, F_SETFD, FD_CLOEXEC) }
         unsetenv(variable)
@@ -52,7 +72,7 @@ enum Reexec {
             printError("ferryd: cannot read the re-exec state in fd \(fd); starting fresh")
             return nil
         }
-        for keep in [state.notifyFD, state.controlFD] + state.units.flatMap({ $0.store.map(\.fd) }) {
+        for keep in [state.notifyFD, state.controlFD] + (state.lockFD.map { [$0] } ?? []) + state.units.flatMap({ $0.store.map(\.fd) }) {
             _ = ferry_fcntl_int(keep, F_SETFD, FD_CLOEXEC)
         }
         return state

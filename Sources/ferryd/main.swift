@@ -6,6 +6,8 @@ import Glibc
 
 // Signals first, before anything can start a thread: they are read from a signalfd by the loop.
 SignalFD.block([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE])
+// Before an upgrade can replace the binary: daemon-reexec runs what is at this path then.
+Reexec.recordExecutablePath()
 
 let options: DaemonOptions
 do {

@@ -44,7 +44,7 @@ public final class FerrydInstance: @unchecked Sendable {
 
     /// Writes `units` (name → text) and starts ferryd on them; returns once it answers.
     public init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = [],
-                environment: [String] = []) throws {
+                environment: [String] = [], executable: String = ferrydPath) throws {
         directory = TemporaryDirectory("ferryd-test")
         for (name, text) in files { directory.write("units/\(name)", text) }
         directory.write("units/.keep", "")
@@ -52,7 +52,7 @@ public final class FerrydInstance: @unchecked Sendable {
         chmod(directory.path, 0o755)
         directory.write("shared/.keep", "")
         chmod("\(directory.path)/shared", 0o1777)
-        child = try Child.spawn(launcher + [ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
+        child = try Child.spawn(launcher + [executable, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
                                  "--log-level", "debug"] + extraArguments, environment: environment)
         for _ in 0..<200 {
             if (try? call("GetManager")) != nil { return }

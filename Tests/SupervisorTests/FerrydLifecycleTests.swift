@@ -174,3 +174,35 @@ import Glibc
         #expect(try ferryd.call("NoSuchMethod").error == "org.varlink.service.MethodNotFound")
     }
 }
+
+/// One ferryd per runtime directory, and upgrades in place.
+@Suite struct FerrydInstanceTests {
+    @Test func aSecondFerrydOnTheSameDirectoryRefusesAndTouchesNothing() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        let second = try Child.spawn([ferrydPath, "--units", ferryd.units, "--runtime-dir", "\(ferryd.directory.path)/run"])
+        #expect(second.wait() == 1)
+        #expect(second.output.contains("another ferryd (pid \(ferryd.child.pid)) serves \(ferryd.directory.path)/run"), "\(second.output)")
+        #expect(access(ferryd.control, F_OK) == 0 && access(ferryd.notify, F_OK) == 0)
+        #expect(try ferryd.call("GetManager").error == nil)
+    }
+
+    @Test func daemonReexecRunsTheBinaryInstalledAtItsPath() throws {
+        let folder = TemporaryDirectory("ferryd-upgrade")
+        let installed = "\(folder.path)/ferryd"
+        #expect(try Child.spawn(["/bin/cp", ferrydPath, installed]).wait() == 0)
+        let ferryd = try FerrydInstance(units: [:], executable: installed)
+        ferryd.writeUnit("keep.service", toolUnit("store data kept barrier ready sleep"))
+        _ = try ferryd.start("keep.service")
+        #expect(ferryd.waitUntil { try ferryd.storeNames("keep.service") == ["data"] })
+        // "Install" a new ferryd: a new file at the same path, as a package manager does.
+        let marker = "\(folder.path)/new-binary-ran"
+        unlink(installed)
+        folder.write("ferryd", "#!/bin/sh\necho yes > \(marker)\nexec \(ferrydPath) \"$@\"\n", mode: 0o755)
+        #expect(try ferryd.call("Reexecute").error == nil)
+        #expect(ferryd.waitUntil { access(marker, F_OK) == 0 }, "the old, deleted binary ran again")
+        #expect(ferryd.waitUntil { (try? ferryd.call("GetManager"))?.error == nil })
+        #expect(ferryd.waitUntil { ferryd.log.contains("re-executed 0.1.0 → 0.1.0") }, "\(ferryd.log)")
+        #expect(try ferryd.storeNames("keep.service") == ["data"])
+        #expect(try ferryd.state("keep.service") == "active (running)")
+    }
+}
