@@ -29,6 +29,8 @@ public final class ManagerInterface {
         method StopUnit(name: string) -> (unit: Unit)
         method RestartUnit(name: string) -> (unit: Unit)
         method ListFDStore(name: string) -> (unit: string, entries: []StoredFD)
+        # The last lines the unit wrote to stdout or stderr (50 unless `lines` says).
+        method GetUnitLogs(name: string, lines: ?int) -> (unit: string, lines: []string)
         method CleanUnit(name: string) -> (unit: Unit)
         # [Install]: link the unit into the .wants/ and .requires/ folders of its WantedBy=/RequiredBy= targets.
         method EnableUnit(name: string) -> (unit: string, links: []string)
@@ -152,6 +154,11 @@ public final class ManagerInterface {
         }
         case "StopUnit": withUnit(call, responder) { service in
             manager.jobs.stop([service.name.full]) { [unowned self] _, _ in responder.reply(unitReply(service)) }
+        }
+        case "GetUnitLogs": withUnit(call, responder) { service in
+            let count = call.parameters["lines"]?.number.map { max(0, Int($0)) } ?? 50
+            let lines = manager.output.lines(of: service.name, count: count).map { JSONValue.string($0) }
+            responder.reply(Varlink.Reply(parameters: ["unit": .string(service.name.full), "lines": .array(lines)]))
         }
         case "EnableUnit", "DisableUnit": withUnit(call, responder) { service in
             do throws(ManagerError) {

@@ -117,8 +117,8 @@ struct ListUnitsCommand: ParsableCommand {
 
 /// start, stop, restart, clean: one call on one unit, waiting for it to settle.
 struct UnitActionCommand {
-    static func run(_ method: String, _ unit: String, _ options: ControlOptions) throws {
-        let reply = try options.call(method, ["name": .string(unit)])
+    static func run(_ method: String, _ unit: String, _ options: ControlOptions, _ extra: [String: JSONValue] = [:]) throws {
+        let reply = try options.call(method, extra.merging(["name": .string(unit)]) { $1 })
         let info = reply["unit"]?.object ?? [:]
         options.emit(.object(reply)) {
             "\(info["name"]?.plain ?? unit): \(info["active"]?.plain ?? "?") (\(info["sub"]?.plain ?? "?"))"
@@ -129,8 +129,9 @@ struct UnitActionCommand {
 struct StartCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a unit and wait until it is up.")
     @OptionGroup var options: ControlOptions
+    @Flag(help: "Do not wait for the unit to be up.") var noBlock = false
     @Argument var unit: String
-    func run() throws { try UnitActionCommand.run("StartUnit", unit, options) }
+    func run() throws { try UnitActionCommand.run("StartUnit", unit, options, noBlock ? ["noBlock": .bool(true)] : [:]) }
 }
 
 struct StopCommand: ParsableCommand {

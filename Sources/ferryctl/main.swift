@@ -9,7 +9,8 @@ struct Ferryctl: ParsableCommand {
             StatusCommand.self, ListUnitsCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             FDStoreCommand.self, CleanCommand.self, DaemonReloadCommand.self, DaemonReexecCommand.self,
             KexecCommand.self, LastUpdateCommand.self, DemoCommand.self, TestServiceCommand.self, DemoServiceCommand.self,
-            ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self,
+            ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self, EnableCommand.self, DisableCommand.self,
+            LogsCommand.self,
         ]
     )
 }

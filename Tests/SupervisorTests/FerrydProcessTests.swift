@@ -104,6 +104,32 @@ import Glibc
     }
 }
 
+extension FerrydProcessTests {
+    @Test func unitOutputIsLabelledKeptAndSurvivesReexec() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        let go = "\(ferryd.directory.path)/go"
+        ferryd.directory.write("talk.sh", """
+            echo hello
+            printf '<3>bad \\033]0;title\\007 thing\\n' >&2
+            while [ ! -e \(go) ]; do sleep 0.05; done
+            echo after
+            """)
+        ferryd.writeUnit("talk.service", "[Service]\nExecStart=/bin/sh \(ferryd.directory.path)/talk.sh\n")
+        _ = try ferryd.start("talk.service")
+        func lines() throws -> [String] {
+            try ferryd.call("GetUnitLogs", ["name": .string("talk.service")]).parameters["lines"]?.array?.compactMap(\.string) ?? []
+        }
+        #expect(ferryd.waitUntil { try lines() == ["hello", "bad \\x1b]0;title\\x07 thing"] }, "\((try? lines()) ?? [])")
+        #expect(ferryd.log.contains("talk.service: hello"))
+        #expect(ferryd.log.contains("error: talk.service: bad \\x1b]0;title\\x07 thing"))
+        // The pipe rides a re-exec: what the unit writes next is still read.
+        #expect(try ferryd.call("Reexecute").error == nil)
+        #expect(ferryd.waitUntil { (try? ferryd.call("GetManager"))?.error == nil })
+        close(open(go, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644))
+        #expect(ferryd.waitUntil { try lines().contains("after") }, "\(ferryd.log.suffix(2000))")
+    }
+}
+
 private func firstWord(_ text: String) -> String {
     String(text.split(whereSeparator: { $0 == " " || $0 == "\n" }).first ?? "")
 }

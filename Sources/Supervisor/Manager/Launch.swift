@@ -36,8 +36,9 @@ extension ProcessLifecycle {
             return (String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
         }, uniquingKeysWith: { _, last in last })
         environment.removeAll { $0 == "LISTEN_PID=0" }
+        let output = output?.writer(for: service.name) ?? 2
         return SpawnRequest(path: command.path, arguments: command.expandedArguments(variables), environment: environment,
-                            listenDescriptors: listen, setListenPID: !listen.isEmpty, standardIO: [-1, 2, 2],
+                            listenDescriptors: listen, setListenPID: !listen.isEmpty, standardIO: [-1, output, output],
                             workingDirectory: service.config.workingDirectory, identity: identity)
     }
 

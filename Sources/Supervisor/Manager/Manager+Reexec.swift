@@ -26,24 +26,28 @@ public struct UnitSnapshot: Codable, Sendable, Equatable {
     public var restarts: Int
     public var stubLimit: Int?
     public var store: [StoredEntry]
+    /// Both ends of the unit's output pipe, kept open across the exec.
+    public var output: [Int32]?
 }
 
 extension Manager {
     /// Every unit, with its store oldest first (so re-adding restores newest-first order).
     /// The descriptors stay owned by the stores; the caller makes them survive exec.
     public func snapshot() -> [UnitSnapshot] {
-        units.services.values.sorted { $0.name < $1.name }.map { service in
+        let pipes = output.descriptors()
+        return units.services.values.sorted { $0.name < $1.name }.map { service in
             UnitSnapshot(
                 name: service.name.full, active: service.state.active, sub: service.state.sub, result: service.result,
                 mainPID: service.mainPID, processGroup: service.processGroup, status: service.statusText,
                 restarts: service.restarts, stubLimit: service.isStub ? service.store.limit : nil,
-                store: service.store.entries.reversed().map { .init(name: $0.name, fd: $0.fd, poll: $0.poll, upstreamIndex: $0.upstreamCopy?.index) })
+                store: service.store.entries.reversed().map { .init(name: $0.name, fd: $0.fd, poll: $0.poll, upstreamIndex: $0.upstreamCopy?.index) },
+                output: pipes[service.name].map { [$0.reader, $0.writer] })
         }
     }
 
     /// Every descriptor a snapshot refers to.
     public func storeDescriptors() -> [CInt] {
-        units.services.values.flatMap { $0.store.entries.map(\.fd) }
+        units.services.values.flatMap { $0.store.entries.map(\.fd) } + output.descriptors().values.flatMap { [$0.reader, $0.writer] }
     }
 
     /// Takes units back from a snapshot; adopts the descriptors it names.
@@ -51,10 +55,11 @@ extension Manager {
         for snapshot in snapshots {
             guard let name = UnitName(snapshot.name) else {
                 logger.warning("re-exec state names an invalid unit '\(snapshot.name)'; closing its \(snapshot.store.count) fd(s)")
-                snapshot.store.forEach { Glibc.close($0.fd) }
+                (snapshot.store.map(\.fd) + (snapshot.output ?? [])).forEach { _ = Glibc.close($0) }
                 continue
             }
             let service = units.service(name)
+            if let pipe = snapshot.output, pipe.count == 2 { output.adopt(name, reader: pipe[0], writer: pipe[1]) }
             if let limit = snapshot.stubLimit, service.isStub { service.store.limit = limit }
             for entry in snapshot.store {
                 var one = OwnedFDs()

@@ -27,6 +27,8 @@ public final class Manager {
     public let stores: StoreKeeper
     /// Starts and stops in dependency order (Requires=, Wants=, After=, Before=, Conflicts=).
     public let jobs: JobEngine
+    /// Every unit's stdout and stderr, labelled and kept for `ferryctl logs`.
+    public let output: UnitOutput
     /// Kexecs this system went through (carried in the live-update mapping).
     public var kexecCount: UInt32 = 0
     /// Datagrams handled on the notify socket, for benchmarks and status.
@@ -43,6 +45,8 @@ public final class Manager {
                                      logger: logger)
         stores = StoreKeeper(loop: loop, units: units, states: states, logger: logger)
         jobs = JobEngine(units: units, processes: processes, states: states, logger: logger)
+        output = UnitOutput(loop: loop, logger: logger)
+        processes.output = output
         if let socket = adopted.take() {
             self.notifySocket = socket
         } else {

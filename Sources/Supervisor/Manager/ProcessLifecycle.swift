@@ -44,6 +44,8 @@ public final class ProcessLifecycle {
     public var controlGroups: ControlGroups?
     /// Added to every service's environment (e.g. FERRY_LIVEUPDATE_EMULATOR during a rehearsal).
     public var extraEnvironment: [String] = []
+    /// Where units' stdout and stderr go (nil: ferryd's own stderr).
+    var output: UnitOutput?
 
     init(loop: EventLoop, units: UnitRegistry, states: UnitStates, notifySocketPath: String, logger: Logger) {
         self.loop = loop
