@@ -58,14 +58,14 @@ enum HandOver {
         }
     }
 
-    /// Before a kexec ferryd is the last process standing; as PID 1 it reaps everyone first.
+    /// Before a kexec ferryd is the last process standing; as PID 1 it reaps everyone first and
+    /// leaves the disks clean (unmounted, or read-only), as systemd-shutdown does.
     static func endOtherProcesses(_ manager: Manager) {
         killServices(manager)
-        if getpid() == 1 {
-            kill(-1, SIGKILL)  // every process but init
-            var status: CInt = 0
-            while waitpid(-1, &status, 0) > 0 || errno == EINTR {}
-        }
-        sync()
+        guard getpid() == 1 else { return sync() }
+        kill(-1, SIGKILL)  // every process but init
+        var status: CInt = 0
+        while waitpid(-1, &status, 0) > 0 || errno == EINTR {}
+        for left in Mounts.quiesce() { printError("ferryd: still writable before the kexec: \(left)") }
     }
 }

@@ -36,8 +36,12 @@ enum InitDuties {
         return own.st_dev != parent.st_dev
     }
 
+    /// The last process standing: end every other, leave the disks clean, then power off or restart.
     static func end(restart: Bool) -> Never {
-        sync()
+        kill(-1, SIGKILL)  // every process but init
+        var status: CInt = 0
+        while waitpid(-1, &status, 0) > 0 || errno == EINTR {}
+        for left in Mounts.quiesce() { printError("ferryd: still writable at the end: \(left)") }
         _ = ferry_reboot(UInt32(restart ? LINUX_REBOOT_CMD_RESTART : LINUX_REBOOT_CMD_POWER_OFF))
         _ = ferry_reboot(UInt32(LINUX_REBOOT_CMD_RESTART))
         exit(0)

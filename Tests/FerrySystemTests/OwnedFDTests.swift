@@ -1,5 +1,5 @@
 import CFerry
-import FerrySystem
+@testable import FerrySystem
 import SystemPackage
 import Testing
 
@@ -84,5 +84,24 @@ import Glibc
     @Test func withoutSealingStartsSealed() throws {
         let fd = try Memfd.create(name: "nosealing", allowSealing: false)
         #expect(try Memfd.seals(of: fd.borrowed) == [.seal])
+    }
+}
+
+@Suite struct MountTableTests {
+    @Test func parsesMountinfoWithEscapesAndOptionalFields() {
+        let text = """
+            22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+            23 22 0:5 / /proc rw,nosuid - proc proc rw
+            40 22 8:2 / /srv/my\\040disk rw master:3 shared:9 - xfs /dev/vdb rw
+            """
+        #expect(Mounts.parse(text) == [
+            .init(mountPoint: "/", type: "ext4"), .init(mountPoint: "/proc", type: "proc"),
+            .init(mountPoint: "/srv/my disk", type: "xfs"),
+        ])
+        #expect(Mounts.virtualTypes.contains("proc") && !Mounts.virtualTypes.contains("ext4"))
+    }
+
+    @Test func readsThisProcessesTable() {
+        #expect(Mounts.current().contains { $0.mountPoint == "/" })
     }
 }
