@@ -20,5 +20,18 @@ ExecStart=/bin/ferryctl demo-service cache --size 1048576 --seed 5
 FileDescriptorStoreMax=4
 FileDescriptorStorePreserve=yes
 UNIT
+# Enabled, so ferryd starts it on every boot with no driver asking (WantedBy= + the .wants link).
+cat > /etc/ferry/system/boot-marker.service <<UNIT
+[Unit]
+Description=enabled: started at boot by ferryd alone
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'echo up >> /run/boot-marker'
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p /etc/ferry/system/multi-user.target.wants
+ln -s ../boot-marker.service /etc/ferry/system/multi-user.target.wants/boot-marker.service
 /bin/scenario-driver.sh </dev/null &
 exec /bin/ferryd --log-level info

@@ -24,6 +24,9 @@ state() { ferryctl status "$1" | awk '$1 == "active" || $1 == "sub" { printf "%s
 # Wait for ferryd (PID 1) to answer.
 i=0; while ! ferryctl status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && { result ferryd FAIL "no answer"; exit 1; }; sleep 0.1; done
 mkdir -p $units
+# The enabled unit came up on its own, on the cold boot and after the kexec alike.
+i=0; while [ "$(state boot-marker.service)" != "active exited" ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
+expect boot-enabled-unit "active exited" "$(state boot-marker.service)"
 
 if ! grep -q ferry_stage=2 /proc/cmdline; then
   echo "FERRY-VM scenario stage 1 $(uname -r)"
