@@ -49,6 +49,17 @@ import Glibc
         #expect(ferryd.waitUntil { ferryd.openDescriptors <= before + 2 }, "ferryd holds \(ferryd.openDescriptors) fds, had \(before)")
     }
 
+    /// A message systemd would take (CRLF, a bad line, one trailing NUL) stores its fd here too.
+    @Test func aBadLineDoesNotCostTheFd() throws {
+        let ferryd = try FerrydInstance(units: [:])
+        let bytes = Array("FDSTORE=1\r\nFDNAME=kept\r\nno equals sign\r\nSTATUS=".utf8) + [0xFF] + Array("\n".utf8) + [0]
+        ferryd.writeUnit("lenient.service", toolUnit("raw \(Self.hex(bytes)) 1 barrier ready sleep"))
+        _ = try ferryd.start("lenient.service")
+        #expect(ferryd.waitUntil { try ferryd.storeNames("lenient.service") == ["kept"] }, "\(ferryd.log)")
+        #expect(ferryd.log.contains("lenient.service: notify message from pid"))
+        #expect(ferryd.log.contains("line without '=': 'no equals sign', ignored"))
+    }
+
     @Test func messagesFromOutsideAnyUnitAreRefused() throws {
         let ferryd = try FerrydInstance(units: [:])
         let before = ferryd.settledDescriptors()

@@ -118,11 +118,20 @@ import Glibc
 
     @Test func refusals() {
         #expect(NotifyMessage.parse([]) == .failure(.empty))
-        #expect(NotifyMessage.parse(Array("READY".utf8)) == .failure(.lineWithoutAssignment("READY")))
-        #expect(NotifyMessage.parse(Array("=1".utf8)) == .failure(.lineWithoutAssignment("=1")))
-        #expect(NotifyMessage.parse([0x41, 0x3D, 0xFF]) == .failure(.invalidUTF8))
-        #expect(NotifyMessage.parse([0x41, 0x3D, 0x00]) == .failure(.containsNUL))
+        #expect(NotifyMessage.parse([0]) == .failure(.empty))
+        #expect(NotifyMessage.parse(Array("READY".utf8)) == .failure(.nothingUsable("line without '=': 'READY', ignored")))
+        #expect(NotifyMessage.parse(Array("=1".utf8)) == .failure(.nothingUsable("line without '=': '=1', ignored")))
+        #expect(NotifyMessage.parse(Array("A=1\u{0}B=2".utf8)) == .failure(.containsNUL))
         #expect(NotifyMessage.parse(Array("A=1".utf8), truncated: true) == .failure(.tooLong))
+    }
+
+    /// As systemd: a bad line is skipped and the rest counts; CRLF and one trailing NUL are fine.
+    @Test func badLinesAreSkippedNotFatal() throws {
+        let message = try NotifyMessage.parse(Array("FDSTORE=1\r\nno assignment\r\nSTATUS=".utf8) + [0xFF, 0xFE] + Array("\nFDNAME=x\r\n".utf8) + [0]).get()
+        #expect(message.assignments.map(\.key) == ["FDSTORE", "FDNAME"])
+        #expect(message.value("FDNAME") == "x")
+        #expect(message.isSet("FDSTORE"))
+        #expect(message.skipped == ["line without '=': 'no assignment', ignored", "message is not valid UTF-8 (STATUS=…), line ignored"])
     }
 }
 

@@ -49,7 +49,9 @@ extension Manager {
         }
         let parsed: NotifyMessage
         switch NotifyMessage.parse(message.bytes, truncated: message.payloadTruncated) {
-        case .success(let value): parsed = value
+        case .success(let value):
+            parsed = value
+            for skipped in value.skipped { logger.warning("\(service.name): notify message from pid \(credentials.pid): \(skipped)") }
         case .failure(let refusal):
             logger.warning("\(service.name): notify message from pid \(credentials.pid) refused: \(refusal)\(closing(fdCount))")
             return

@@ -1,7 +1,14 @@
 /// One sd_notify datagram: newline-separated `KEY=VALUE` assignments.
+///
+/// Read as systemd reads it: a bad line (no `=`, not UTF-8) is skipped with a warning and the
+/// rest of the message, its fds included, still counts; CRLF endings and one trailing NUL (as
+/// some clients send) are accepted. Only a truncated datagram, an embedded NUL, or a message with
+/// no assignment at all is refused whole.
 public struct NotifyMessage: Sendable, Equatable {
     /// The assignments in order; a key given twice keeps its last value in `value(_:)`.
     public var assignments: [(key: String, value: String)]
+    /// Lines skipped, each with why (for a warning naming the unit).
+    public var skipped: [String] = []
 
     /// systemd reads datagrams into a buffer of this size; anything longer is refused.
     public static let maximumSize = 4096
@@ -12,6 +19,8 @@ public struct NotifyMessage: Sendable, Equatable {
         case invalidUTF8
         case containsNUL
         case lineWithoutAssignment(String)
+        /// Every line was skipped.
+        case nothingUsable(String)
 
         public var description: String {
             switch self {
@@ -20,31 +29,46 @@ public struct NotifyMessage: Sendable, Equatable {
             case .invalidUTF8: "message is not valid UTF-8"
             case .containsNUL: "message contains a NUL byte"
             case .lineWithoutAssignment(let line): "line without '=': '\(line.prefix(60))'"
+            case .nothingUsable(let why): "no usable line: \(why)"
             }
         }
     }
 
     public static func == (a: NotifyMessage, b: NotifyMessage) -> Bool {
-        a.assignments.map { "\($0.key)=\($0.value)" } == b.assignments.map { "\($0.key)=\($0.value)" }
+        a.assignments.map { "\($0.key)=\($0.value)" } == b.assignments.map { "\($0.key)=\($0.value)" } && a.skipped == b.skipped
     }
 
-    public init(assignments: [(key: String, value: String)]) { self.assignments = assignments }
+    public init(assignments: [(key: String, value: String)], skipped: [String] = []) {
+        self.assignments = assignments
+        self.skipped = skipped
+    }
 
     /// Parses a datagram; `truncated` is MSG_TRUNC from recvmsg.
     public static func parse(_ bytes: [UInt8], truncated: Bool = false) -> Result<NotifyMessage, Refusal> {
         if truncated || bytes.count > maximumSize { return .failure(.tooLong) }
+        var bytes = bytes[...]
+        if bytes.last == 0 { bytes = bytes.dropLast() }
         if bytes.isEmpty { return .failure(.empty) }
         if bytes.contains(0) { return .failure(.containsNUL) }
-        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(.invalidUTF8) }
-        var assignments: [(key: String, value: String)] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            guard let equals = line.firstIndex(of: "="), equals != line.startIndex else {
-                return .failure(.lineWithoutAssignment(String(line)))
+        var message = NotifyMessage(assignments: [])
+        for rawLine in bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            let line = rawLine.last == 0x0D ? rawLine.dropLast() : rawLine
+            guard !line.isEmpty else { continue }
+            guard let text = String(validating: line, as: UTF8.self) else {
+                let key = String(decoding: line.prefix { $0 != UInt8(ascii: "=") }.prefix(40), as: UTF8.self)
+                message.skipped.append("\(Refusal.invalidUTF8) (\(key)=…), line ignored")
+                continue
             }
-            assignments.append((String(line[..<equals]), String(line[line.index(after: equals)...])))
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                message.skipped.append("\(Refusal.lineWithoutAssignment(text)), ignored")
+                continue
+            }
+            message.assignments.append((String(text[..<equals]), String(text[text.index(after: equals)...])))
         }
-        if assignments.isEmpty { return .failure(.empty) }
-        return .success(NotifyMessage(assignments: assignments))
+        if message.assignments.isEmpty {
+            return .failure(message.skipped.isEmpty ? .empty : .nothingUsable(message.skipped.joined(separator: "; ")))
+        }
+        return .success(message)
     }
 
     public func value(_ key: String) -> String? { assignments.last { $0.key == key }?.value }
