@@ -17,6 +17,15 @@ public struct SessionIdentity: Hashable, Sendable {
     public var backend: Backend
     /// The name, or nil when the kernel cannot render the link text (names of 39+ bytes; use GET_NAME).
     public var name: String?
+    /// Emulator: the process that made the socket pair (SO_PEERCRED). Only the emulator's own
+    /// pid makes it a session: any process can bind a socket to an address that looks like one.
+    public var makerPID: pid_t?
+
+    public init(backend: Backend, name: String?, makerPID: pid_t? = nil) {
+        self.backend = backend
+        self.name = name
+        self.makerPID = makerPID
+    }
 
     /// The kernel's link-text prefix of a session fd.
     public static let kernelLinkPrefix = "anon_inode:[luo_session] "
@@ -50,13 +59,14 @@ public struct SessionIdentity: Hashable, Sendable {
         guard let address = try? UnixSocket.peerAddress(fd),
             let parsed = EmulatorAddress.parse(address), parsed.kind == .session
         else { return nil }
+        let maker = (try? UnixSocket.peerCredentials(fd))?.pid
         // Mirror kernels before 7.2, whose /proc link text of a session cannot exceed 63 bytes.
         if parsed.server.hasSuffix(EmulatorAddress.shortLinkTextMarker),
             kernelLinkPrefix.utf8.count + parsed.name.count > maximumLinkTextLength
         {
-            return SessionIdentity(backend: .emulator, name: nil)
+            return SessionIdentity(backend: .emulator, name: nil, makerPID: maker)
         }
-        return SessionIdentity(backend: .emulator, name: String(decoding: parsed.name, as: UTF8.self))
+        return SessionIdentity(backend: .emulator, name: String(decoding: parsed.name, as: UTF8.self), makerPID: maker)
     }
 }
 

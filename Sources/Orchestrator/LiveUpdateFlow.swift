@@ -118,7 +118,8 @@ public final class LiveUpdateFlow {
 
     private func serialize() {
         phase = .serialize
-        let collection = StoreCollection.collect(from: manager, ownSession: orchestrator.sessionName, logger: logger)
+        let collection = StoreCollection.collect(from: manager, ownSession: orchestrator.sessionName, backend: orchestrator.backend,
+                                                 logger: logger)
         report.skipped += collection.skipped
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {

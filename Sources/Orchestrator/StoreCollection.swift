@@ -25,8 +25,13 @@ struct StoreCollection {
     /// newest first. A stored session named like Ferry's own is dropped from its store now: held
     /// open it would make Ferry's CREATE_SESSION fail with EEXIST, and after boot it could not be
     /// told apart from Ferry's session.
-    static func collect(from manager: Manager, ownSession: String, logger: Logger) -> StoreCollection {
+    ///
+    /// A session's identity comes from the backend, never from what an fd claims: with the
+    /// emulator, only socket pairs the emulator process made are sessions (`emulatorPID`); with
+    /// the kernel, emulator-looking sockets are plain sockets.
+    static func collect(from manager: Manager, ownSession: String, backend: any LiveUpdateBackend, logger: Logger) -> StoreCollection {
         var collection = StoreCollection()
+        let emulatorPID = (backend as? EmulatorBackend).flatMap { EmulatorControl.serverPID(socketPath: $0.socketPath) }
         var infringing: [(Service, UInt64)] = []
         for service in manager.services.values.sorted(by: { $0.name < $1.name }) where !service.store.isEmpty {
             guard service.config.fdStorePreserve.outlivesProcess else {
@@ -34,7 +39,9 @@ struct StoreCollection {
                 continue
             }
             for entry in service.store.entries {
-                guard let identity = SessionIdentity.of(entry.descriptor) else {
+                guard let identity = SessionIdentity.of(entry.descriptor),
+                    identity.backend == .kernel || (emulatorPID != nil && identity.makerPID == emulatorPID)
+                else {
                     collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd,
                                                     heldAbove: entry.upstreamCopy != nil))
                     continue

@@ -18,6 +18,8 @@ Actions:
   notify TEXT        send TEXT as is (\\n for newlines)
   raw HEX [NFDS]     send these bytes with NFDS memfds attached
   child TEXT         send TEXT from a forked child process
+  forge-session NAME SERVER
+                     store a socket that merely looks like emulator SERVER's session NAME
   flood N            send N STATUS= datagrams as fast as possible
   sleep              sleep until killed
   ignoreterm         ignore SIGTERM from now on
@@ -69,6 +71,7 @@ def report(path):
 
 
 def main(args):
+    keep = []  # sockets that must stay open while the process runs
     i = 0
     while i < len(args):
         action = args[i]
@@ -95,6 +98,13 @@ def main(args):
             daemon.notify("FDSTORE=1\nFDNAME=%s%s" % (name, poll), fds=[r])
             os.close(r)
             os.close(w)
+        elif action == "forge-session":
+            # A socket that looks like an emulator session named NAME of emulator SERVER.
+            name, server = args[i], args[i + 1]; i += 2
+            ours, stored = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            ours.bind(("\0ferry-luo:%s:s999999:%s" % (server, name)).encode())
+            send("FDSTORE=1\nFDNAME=%s\nFDPOLL=0" % name, [stored.fileno()])
+            keep.append(ours)
         elif action == "remove":
             daemon.notify("FDSTOREREMOVE=1\nFDNAME=%s" % args[i]); i += 1
         elif action == "barrier":

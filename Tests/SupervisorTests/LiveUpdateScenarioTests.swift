@@ -4,6 +4,7 @@ import FerrySystem
 import FerryTestSupport
 import LiveUpdate
 import LiveUpdateEmulator
+import SystemPackage
 import Testing
 
 #if canImport(Glibc)
@@ -166,6 +167,29 @@ import Glibc
             })
             #expect(try ferryd.storeNames("stubborn.service") == ["data"])
             #expect(try ferryd.call("GetManager").parameters["liveUpdatePhase"] == .null)
+        }
+    }
+
+    /// A socket that merely looks like an emulator session named after another unit's session
+    /// is not a session: the victim gets its own session back, the forger gets nothing.
+    @Test func aForgedSessionIsNotASession() throws {
+        try withEmulator { emulator in
+            // The emulator's server id, as any client of it can read it from the device's peer address.
+            var device = try EmulatorControl.call(socketPath: emulator.socketPath, EmulatorWire.Request(kind: .openDevice))
+            let address = try UnixSocket.peerAddress(FileDescriptor(rawValue: device.descriptors.rawValues[0]))
+            _ = device.descriptors.take(at: 0)
+            let server = try #require(EmulatorAddress.parse(address)?.server)
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            ferryd.writeUnit("victim.service", Self.testUnit("store", prefix: "victim"))
+            ferryd.writeUnit("forger.service", toolUnit("forge-session victim-direct \(server) barrier ready sleep"))
+            #expect(try ferryd.start("victim.service") == "inactive (dead-resources-pinned)", "\(ferryd.log)")
+            #expect(try ferryd.start("forger.service") == "active (running)")
+            #expect(try ferryd.storeNames("forger.service") == ["victim-direct"])
+            _ = try Self.rehearse(ferryd)
+            #expect(try ferryd.storeNames("forger.service").isEmpty, "\(ferryd.log)")
+            ferryd.writeUnit("victim.service", Self.testUnit("check", prefix: "victim"))
+            _ = try ferryd.call("Reload")
+            #expect(try ferryd.start("victim.service") == "inactive (dead)", "\(ferryd.log)")
         }
     }
 

@@ -139,6 +139,14 @@ public enum EmulatorControl {
         return answer.reply.text
     }
 
+    /// The emulator's pid (SO_PEERCRED of its control socket): only session fds it made are sessions.
+    public static func serverPID(socketPath: String) -> pid_t? {
+        guard let connection = try? UnixSocket.connect(path: socketPath, kind: .sequentialPacket),
+            let credentials = try? UnixSocket.peerCredentials(connection.borrowed)
+        else { return nil }
+        return credentials.pid
+    }
+
     /// The emulator's state as JSON (sessions, files, profile).
     public static func status(socketPath: String) throws(SystemCallError) -> String {
         try call(socketPath: socketPath, EmulatorWire.Request(kind: .status)).reply.text
