@@ -122,6 +122,10 @@ public final class ManagerInterface {
             return
         }
         let changes = ["StartUnit", "StopUnit", "RestartUnit", "CleanUnit", "EnableUnit", "DisableUnit", "Reload", "Reexecute", "Kexec"]
+        if let wrong = Self.mistypedParameter(call) {
+            responder.reply(.failure("org.varlink.service.InvalidParameter", ["parameter": .string(wrong)]))
+            return
+        }
         if changes.contains(method) && !peer.isRoot {
             logger.notice("refused \(call.method) from uid \(peer.uid) pid \(peer.pid): needs root")
             responder.reply(.failure("\(Self.interfaceName).PermissionDenied", ["method": .string(call.method)]))
@@ -148,14 +152,14 @@ public final class ManagerInterface {
             manager.units.loadAll()
             let units = manager.services.values.sorted { $0.name < $1.name }.map { JSONValue.from(UnitSummary($0, enabled: manager.units.isEnabled($0.name))) }
             responder.reply(Varlink.Reply(parameters: ["units": .array(units)]))
-        case "GetUnit": withUnit(call, responder) { service in responder.reply(unitReply(service)) }
+        case "GetUnit": withUnit(call, responder, reading: true) { service in responder.reply(unitReply(service)) }
         case "StartUnit": withUnit(call, responder) { service in
             start(service, noBlock: call.parameters["noBlock"]?.bool ?? false, responder)
         }
         case "StopUnit": withUnit(call, responder) { service in
             manager.jobs.stop([service.name.full]) { [unowned self] _, _ in responder.reply(unitReply(service)) }
         }
-        case "GetUnitLogs": withUnit(call, responder) { service in
+        case "GetUnitLogs": withUnit(call, responder, reading: true) { service in
             let count = call.parameters["lines"]?.number.map { max(0, Int($0)) } ?? 50
             let lines = manager.output.lines(of: service.name, count: count).map { JSONValue.string($0) }
             responder.reply(Varlink.Reply(parameters: ["unit": .string(service.name.full), "lines": .array(lines)]))
@@ -176,7 +180,7 @@ public final class ManagerInterface {
                 responder.reply(failure(error))
             }
         }
-        case "ListFDStore": withUnit(call, responder) { service in
+        case "ListFDStore": withUnit(call, responder, reading: true) { service in
             let entries = manager.stores.describe(service).map { JSONValue.from($0) }
             responder.reply(Varlink.Reply(parameters: ["unit": .string(service.name.full), "entries": .array(entries)]))
         }
@@ -270,7 +274,10 @@ public final class ManagerInterface {
         }
     }
 
-    private func withUnit(_ call: Varlink.Call, _ responder: VarlinkServer.Responder, _ body: (Service) -> Void) {
+    /// - Parameter reading: a read never creates state: a unit known only by its file (a template
+    ///   instance, say) is looked at without being registered.
+    private func withUnit(_ call: Varlink.Call, _ responder: VarlinkServer.Responder, reading: Bool = false,
+                          _ body: (Service) -> Void) {
         guard let text = call.parameters["name"]?.string else {
             responder.reply(.failure("org.varlink.service.InvalidParameter", ["parameter": .string("name")]))
             return
@@ -279,7 +286,7 @@ public final class ManagerInterface {
             responder.reply(.failure("\(Self.interfaceName).InvalidUnitName", ["name": .string(text)]))
             return
         }
-        guard let service = manager.units.existingService(name) else {
+        guard let service = reading ? manager.units.peek(name) : manager.units.existingService(name) else {
             responder.reply(.failure("\(Self.interfaceName).NoSuchUnit", ["name": .string(text)]))
             return
         }
@@ -320,6 +327,31 @@ public final class ManagerInterface {
         default:
             return .failure("org.varlink.service.MethodNotFound", ["method": .string(call.method)])
         }
+    }
+
+    /// The parameters each method takes and their JSON types; a present parameter of another
+    /// type (`rehearse: "yes"`) is refused, never read as its default.
+    static let parameterTypes: [String: [String: ParameterType]] = [
+        "GetUnit": ["name": .string], "StartUnit": ["name": .string, "noBlock": .bool], "StopUnit": ["name": .string],
+        "RestartUnit": ["name": .string], "CleanUnit": ["name": .string], "ListFDStore": ["name": .string],
+        "EnableUnit": ["name": .string], "DisableUnit": ["name": .string], "Reexecute": ["program": .string],
+        "GetUnitLogs": ["name": .string, "lines": .number],
+        "Kexec": ["kernel": .string, "initrd": .string, "commandLine": .string, "reuseCommandLine": .bool, "rehearse": .bool],
+    ]
+
+    enum ParameterType { case string, bool, number }
+
+    static func mistypedParameter(_ call: Varlink.Call) -> String? {
+        let method = call.method.split(separator: ".").last.map(String.init) ?? ""
+        guard let types = parameterTypes[method] else { return nil }
+        for (name, value) in call.parameters {
+            guard let type = types[name] else { return name }  // unknown to this method
+            switch (type, value) {
+            case (_, .null), (.string, .string), (.bool, .bool), (.number, .number): continue
+            default: return name
+            }
+        }
+        return nil
     }
 
     private func split(_ method: String) -> (String, String) {

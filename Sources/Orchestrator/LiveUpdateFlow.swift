@@ -65,6 +65,10 @@ public final class LiveUpdateFlow {
         if request.rehearse && emulatorSocket == nil {
             return refuse("a rehearsal needs the LUO emulator (set \(EmulatorWire.environmentVariable))")
         }
+        if !request.rehearse, let emulator = emulatorSocket {
+            // The stores would go into a userspace process that dies with this kernel.
+            return refuse("ferryd's LUO backend is the emulator at \(emulator): a real kexec would lose every store; rehearse instead (ferryctl kexec --rehearse)")
+        }
         if !request.rehearse, let failure = KernelLoading.prepare(request, logger: logger) {
             return refuse(failure)
         }

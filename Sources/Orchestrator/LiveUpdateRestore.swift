@@ -22,7 +22,7 @@ extension LiveUpdateOrchestrator {
         do throws(LiveUpdateError) {
             device = try LiveUpdateDevice.open(backend)
         } catch {
-            if case .unavailable = error.kind {
+            if case .unavailable = error.kind, !(backend is EmulatorBackend) {
                 logger.debug("no /dev/liveupdate, skipping LUO fd store restoration: \(error)")
             } else {
                 logger.warning("cannot open /dev/liveupdate, nothing restored: \(error)")

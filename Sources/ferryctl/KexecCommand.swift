@@ -62,6 +62,11 @@ enum LiveUpdateClient {
         do throws(SystemCallError) {
             reply = try client.call(Varlink.Call(method: "io.ferry.Manager.Kexec", parameters: parameters))
         } catch {
+            // A rehearsal always answers before ferryd starts again: silence means ferryd died.
+            if parameters["rehearse"]?.bool == true {
+                return Outcome(succeeded: false, text: "ferryd ended during the rehearsal without answering (\(error)); see its log",
+                               json: .object(["failed": .string("ferryd ended during the rehearsal")]))
+            }
             // The connection died with the old kernel: that is what a successful kexec looks like.
             return Outcome(succeeded: true, text: "ferryd is rebooting into the new kernel", json: .object(["rebooting": .bool(true)]))
         }

@@ -192,8 +192,35 @@ public final class ProcessLifecycle {
     public func ready(_ service: Service) {
         switch service.state {
         case .starting where service.config.type == .notify: mainIsUp(service)
-        case .reloading: setState(service, .running)
+        case .reloading:
+            cancelTimer(service)
+            setState(service, .running)
         default: break
+        }
+    }
+
+    /// STOPPING=1: the unit is going down by itself; TimeoutStopSec= still bounds it.
+    func stoppingNotified(_ service: Service) {
+        guard service.state.active != .deactivating, service.mainPID != nil else { return }
+        setState(service, .stopping)
+        armStopTimeout(service)
+    }
+
+    /// RELOADING=1: READY=1 must follow within TimeoutStartSec= (90 s without one), or the unit
+    /// is taken as running again with a warning, never left reloading for ever.
+    func reloadingNotified(_ service: Service) {
+        guard service.state == .running else { return }
+        setState(service, .reloading)
+        let limit = service.config.startTimeout ?? .seconds(90)
+        do throws(SystemCallError) {
+            try armTimer(service, after: limit) { [unowned self] in
+                guard service.state == .reloading else { return }
+                logger.warning("\(service.name): sent RELOADING=1 but no READY=1 within \(limit); taken as running")
+                setState(service, .running)
+            }
+        } catch {
+            logger.error("\(service.name): cannot arm the reload timer (\(error)); taken as running now")
+            setState(service, .running)
         }
     }
 
@@ -339,7 +366,8 @@ public final class ProcessLifecycle {
         if success && service.config.type == .oneshot && service.state == .starting {
             return mainIsUp(service)
         }
-        if !success { service.result = Self.result(of: exit) }
+        // A result already set (a timeout that led to the kill) says more than the signal.
+        if !success && service.result == "success" { service.result = Self.result(of: exit) }
         settle(service, success: success)
     }
 

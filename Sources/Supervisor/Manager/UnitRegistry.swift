@@ -15,14 +15,19 @@ public final class UnitRegistry {
     let states: UnitStates
 
     init(loader: UnitLoader, states: UnitStates, logger: Logger) {
+        var loader = loader
+        loader.reportRejected = { [logger] problem in logger.warning("unit file \(problem)") }
         self.loader = loader
         self.states = states
         self.logger = logger
     }
 
     /// Loads every unit file; existing services keep their processes and stores.
+    /// A name whose file cannot be read (not a regular file, too large) makes no unit.
     public func loadAll() {
-        for name in loader.allNames() where services[name] == nil { _ = service(name) }
+        for name in loader.allNames() where services[name] == nil {
+            if let loaded = loader.load(name) { register(name, loaded) }
+        }
     }
 
     /// The service `name`, loaded now if needed; a unit without a file becomes a `not-found` stub.
@@ -31,7 +36,11 @@ public final class UnitRegistry {
             if existing.isStub, let loaded = loader.load(name) { adoptFile(existing, loaded) }
             return existing
         }
-        let loaded = loader.load(name)
+        return register(name, loader.load(name))
+    }
+
+    @discardableResult
+    private func register(_ name: UnitName, _ loaded: UnitLoader.Loaded?) -> Service {
         let service = Service(name: name, loaded: loaded)
         for warning in service.warnings { logger.warning("\(name): \(warning)") }
         services[name] = service
@@ -44,9 +53,20 @@ public final class UnitRegistry {
         return nil
     }
 
+    /// A unit to look at: the known one, or one made from its file without registering it (reads
+    /// must not create state: 20,000 GetUnit calls on instance names must not make 20,000 units).
+    public func peek(_ name: UnitName) -> Service? {
+        if let existing = services[name] { return existing }
+        return loader.load(name).map { Service(name: name, loaded: $0) }
+    }
+
     /// daemon-reload: re-reads every unit file; running services, stores and sockets stay.
     public func reload(directories: [String]? = nil) {
-        if let directories { loader = UnitLoader(directories: directories) }
+        if let directories {
+            var fresh = UnitLoader(directories: directories)
+            fresh.reportRejected = loader.reportRejected
+            loader = fresh
+        }
         for (name, service) in services {
             if let loaded = loader.load(name) {
                 adoptFile(service, loaded)
@@ -62,7 +82,9 @@ public final class UnitRegistry {
 
     private func adoptFile(_ service: Service, _ loaded: UnitLoader.Loaded) {
         let wasStub = service.isStub
-        for warning in loaded.warnings where !service.warnings.contains(warning) {
+        // A set: a file with 100,000 warnings must not cost a quadratic search.
+        let known = Set(service.warnings)
+        for warning in loaded.warnings where !known.contains(warning) {
             logger.warning("\(service.name): \(warning)")
         }
         for entry in service.reconfigure(loaded) {

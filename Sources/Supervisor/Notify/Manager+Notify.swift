@@ -88,7 +88,8 @@ extension Manager {
     }
 
     private func apply(_ message: NotifyMessage, from pid: pid_t, to service: Service) {
-        if let text = message.value("STATUS") { service.statusText = text }
+        // Shown in logs and on terminals: control characters (escape sequences) are escaped.
+        if let text = message.value("STATUS") { service.statusText = UnitOutput.printable(Substring(text)) }
         if let text = message.value("ERRNO") {
             if let value = Int32(text), value >= 0 { service.statusErrno = value } else {
                 logger.warning("\(service.name): ERRNO=\(text) is not a valid errno, ignored")
@@ -103,10 +104,8 @@ extension Manager {
                 logger.warning("\(service.name): MAINPID=\(text) is not a process of the unit, ignored")
             }
         }
-        if message.isSet("STOPPING") && service.state.active != .deactivating {
-            states.set(service, ServiceState(.deactivating, .stopSigterm))
-        }
-        if message.isSet("RELOADING") && service.state == .running { states.set(service, .reloading) }
+        if message.isSet("STOPPING") { processes.stoppingNotified(service) }
+        if message.isSet("RELOADING") { processes.reloadingNotified(service) }
         if message.isSet("READY") { processes.ready(service) }
     }
 
