@@ -40,8 +40,9 @@ public final class ManagerInterface {
         method Reexecute(program: ?string) -> ()
         # Live update: stop, preserve every store (FileDescriptorStorePreserve=yes|on-success) in
         # Ferry's LUO session, kexec. A failure before the reboot rolls everything back.
+        # handedOver: the kexec is already under way (systemctl kexec): prepare, hold, ask nobody.
         method Kexec(kernel: ?string, initrd: ?string, commandLine: ?string, reuseCommandLine: ?bool,
-                     rehearse: ?bool) -> (report: object)
+                     rehearse: ?bool, handedOver: ?bool) -> (report: object)
         method GetLiveUpdate() -> (restore: ?object, kexecCount: int)
 
         error NoSuchUnit (name: string)
@@ -199,11 +200,12 @@ public final class ManagerInterface {
             responder.reply(Varlink.Reply())
             onReexecute(call.parameters["program"]?.string)
         case "Kexec":
-            let request = KexecRequest(
+            var request = KexecRequest(
                 kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,
                 commandLine: call.parameters["commandLine"]?.string,
                 reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
                 rehearse: call.parameters["rehearse"]?.bool ?? false)
+            request.handedOver = call.parameters["handedOver"]?.bool ?? false
             liveUpdate(request, responder)
         case "GetLiveUpdate":
             var parameters: [String: JSONValue] = ["kexecCount": .number(Double(manager.kexecCount))]
@@ -336,7 +338,8 @@ public final class ManagerInterface {
         "RestartUnit": ["name": .string], "CleanUnit": ["name": .string], "ListFDStore": ["name": .string],
         "EnableUnit": ["name": .string], "DisableUnit": ["name": .string], "Reexecute": ["program": .string],
         "GetUnitLogs": ["name": .string, "lines": .number],
-        "Kexec": ["kernel": .string, "initrd": .string, "commandLine": .string, "reuseCommandLine": .bool, "rehearse": .bool],
+        "Kexec": ["kernel": .string, "initrd": .string, "commandLine": .string, "reuseCommandLine": .bool, "rehearse": .bool,
+                  "handedOver": .bool],
     ]
 
     enum ParameterType { case string, bool, number }

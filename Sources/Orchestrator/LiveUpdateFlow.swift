@@ -37,6 +37,9 @@ public final class LiveUpdateFlow {
     private let shutdownStart = MonotonicClock.microseconds()
     private var phaseStart = MonotonicClock.microseconds()
     private var stopDeadline: TimerFD?
+    /// Ferry's session, held through systemd's shutdown until the kernel switches.
+    private var held: PreparedSession?
+    private var shutdownCheck: TimerFD?
     /// How long units may take to stop before the update goes on without waiting further.
     static let stopDeadlineDuration = Duration.seconds(120)
 
@@ -55,7 +58,7 @@ public final class LiveUpdateFlow {
     func start() {
         phase = .loadKernel
         if let above = orchestrator.managerAbove {
-            guard above.kexecCommand != nil else {
+            guard above.kexecCommand != nil || request.handedOver else {
                 return refuse("ferryd is nested under \(above.name), which holds every preserved store and carries it across a kexec; run the live update there (ferryctl kexec on the outer ferryd)")
             }
             // The manager above preserves and performs the kexec; a kernel given here is loaded for it.
@@ -158,6 +161,9 @@ public final class LiveUpdateFlow {
             return rollBack(error.text)
         }
         logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
+        if !request.rehearse && orchestrator.ownHandOver == .systemdShutdown {
+            return holdThroughShutdown(prepared)
+        }
         // A rehearsal announces itself, as this process is replaced; a real kexec does not, so
         // that whoever asked hears either nothing (the machine is gone) or the rollback.
         let failure = if request.rehearse, let emulator = emulatorSocket {
@@ -168,6 +174,55 @@ public final class LiveUpdateFlow {
         // Only a failed hand-over comes back: the session closes as `prepared` goes away.
         _ = consume prepared
         rollBack(failure)
+    }
+
+    // MARK: 5'. Under systemd < 261: systemd's shutdown performs the kexec; hold the sessions
+
+    /// Asks systemd for the kexec (unless it is already under way) and holds Ferry's session
+    /// until the kernel switches. If systemd comes back to running instead, the kexec did not
+    /// happen: everything rolls back.
+    private func holdThroughShutdown(_ prepared: consuming PreparedSession) {
+        held = consume prepared
+        guard !request.handedOver else {
+            logger.info("holding LUO session '\(orchestrator.sessionName)' through systemd's shutdown")
+            outcome(.handingOver(report))
+            return watchShutdown()
+        }
+        let command = ["systemctl", "kexec", "--no-block"]
+        do throws(SystemCallError) {
+            try manager.processes.spawnHelper(command) { [self] exit, _ in
+                guard exit.isSuccess else {
+                    held = nil
+                    return rollBack("\(command.joined(separator: " ")): \(exit)")
+                }
+                logger.info("systemd performs the kexec; holding LUO session '\(orchestrator.sessionName)' until the kernel switches")
+                outcome(.handingOver(report))
+                watchShutdown()
+            }
+        } catch {
+            held = nil
+            rollBack("\(command.joined(separator: " ")): \(error)")
+        }
+    }
+
+    /// Every 10 s: is systemd still shutting down? Running again means the kexec was cancelled.
+    private func watchShutdown() {
+        guard let timer = try? TimerFD() else { return }
+        timer.arm(after: .seconds(10))
+        let fd = timer.descriptor.rawValue
+        shutdownCheck = consume timer
+        try? manager.loop.watch(fd, for: .readable) { [unowned self] _ in
+            manager.loop.unwatch(fd)
+            shutdownCheck = nil
+            try? manager.processes.spawnHelper(["systemctl", "is-system-running"]) { [self] _, output in
+                let state = output.split(whereSeparator: { $0.isWhitespace }).first.map(String.init) ?? ""
+                if ["running", "degraded", "starting", "initializing", "maintenance"].contains(state) {
+                    held = nil
+                    return rollBack("the kexec did not happen: systemd is \(state) again")
+                }
+                watchShutdown()
+            }
+        }
     }
 
     // MARK: 4'. Hand over to the manager above, which holds a copy of every store and preserves it
@@ -183,7 +238,7 @@ public final class LiveUpdateFlow {
             }
         }
         report.timings.preserve = lap()
-        guard let upstream = manager.stores.upstream, let command = above.kexecCommand else {
+        guard let upstream = manager.stores.upstream, let command = above.kexecCommand ?? (request.handedOver ? [] : nil) else {
             return rollBack("no store of \(above.name) to hand the update to")
         }
         var state = ferryState()
@@ -194,9 +249,14 @@ public final class LiveUpdateFlow {
         } catch {
             return rollBack("the live update's state could not be handed to \(above.name): \(error)")
         }
+        guard !request.handedOver else {
+            // The kexec is already under way: the manager above stops ferryd next.
+            logger.info("the live update is \(above.name)'s: \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies") held there, \(report.skipped.count) skipped")
+            return outcome(.handingOver(report))
+        }
         logger.info("handing the live update to \(above.name) (\(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies") held there, \(report.skipped.count) skipped): \(command.joined(separator: " "))")
         do throws(SystemCallError) {
-            try manager.processes.spawnHelper(command) { [self] exit in
+            try manager.processes.spawnHelper(command) { [self] exit, _ in
                 guard exit.isSuccess else {
                     upstream.dropUpdateState()
                     return rollBack("\(command.joined(separator: " ")): \(exit)")

@@ -12,6 +12,8 @@ public struct KexecRequest: Sendable, Codable {
     public var reuseCommandLine: Bool
     /// Use the emulator's simulated kexec and start ferryd again instead of rebooting.
     public var rehearse: Bool
+    /// The kexec is already under way (someone ran `systemctl kexec`): prepare and hold, ask nobody.
+    public var handedOver: Bool = false
 
     public init(kernel: String? = nil, initrd: String? = nil, commandLine: String? = nil, reuseCommandLine: Bool = false,
                 rehearse: Bool = false) {
@@ -47,6 +49,17 @@ public final class LiveUpdateOrchestrator {
     var lastRestoreStorage: RestoreReport?
     /// The update under way, if any.
     private var current: LiveUpdateFlow?
+    /// How ferryd leaves its kernel when it preserves the stores itself.
+    public enum OwnHandOver: Sendable {
+        /// PID 1, or no manager that kexecs: ferryd ends every process and calls reboot(KEXEC).
+        case reboot
+        /// Under systemd older than 261: systemd's shutdown performs the kexec, and ferryd holds
+        /// its sessions through it (it survives the final kill: `@` argv[0], SurviveFinalKillSignal=).
+        case systemdShutdown
+    }
+
+    public var ownHandOver = OwnHandOver.reboot
+
     /// Set when the manager above carries the stores across a kexec (they are pushed to it):
     /// ferryd then preserves nothing itself and never holds /dev/liveupdate.
     public var managerAbove: ManagerAbove?

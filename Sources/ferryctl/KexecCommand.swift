@@ -27,9 +27,12 @@ struct KexecCommand: ParsableCommand {
     @Option(help: "The new kernel's command line.") var append: String?
     @Flag(help: "Use this kernel's command line.") var reuseCmdline = false
     @Flag(help: "Rehearse against the emulator instead of rebooting.") var rehearse = false
+    @Flag(help: "The kexec is already under way (run by systemd's kexec.target, see contrib/systemd): prepare the stores and hold them, without asking for a kexec.")
+    var handedOver = false
 
     func run() throws {
         var parameters: [String: JSONValue] = ["rehearse": .bool(rehearse), "reuseCommandLine": .bool(reuseCmdline)]
+        if handedOver { parameters["handedOver"] = .bool(true) }
         if let kernel { parameters["kernel"] = .string(kernel) }
         if let initrd { parameters["initrd"] = .string(initrd) }
         if let append { parameters["commandLine"] = .string(append) }

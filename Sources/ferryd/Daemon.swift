@@ -71,6 +71,7 @@ final class Daemon {
         }
         orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
                                               logger: logger)
+        if host.kind == .systemd && !host.managerAboveCarriesKexec { orchestrator.ownHandOver = .systemdShutdown }
         if host.managerAboveCarriesKexec {
             let underSystemd = host.kind == .systemd
             orchestrator.managerAbove = .init(name: underSystemd ? "systemd" : "the manager above",
@@ -130,6 +131,9 @@ final class Daemon {
             switch signal {
             case SIGCHLD: manager.processes.reapChildren()
             case SIGHUP: manager.units.reload()
+            case SIGTERM where orchestrator.phase == .handOver:
+                // Holding the live update's sessions until the kernel switches: leaving now would drop them.
+                logger.notice("SIGTERM ignored: holding the live update's LUO sessions until the kexec")
             case SIGTERM: shutdown(reboot: false)
             case SIGINT: shutdown(reboot: true)
             default: break

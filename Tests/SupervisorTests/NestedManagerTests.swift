@@ -140,6 +140,21 @@ extension NestedManagerTests {
     }
 }
 
+extension NestedManagerTests {
+    /// `systemctl kexec` run by someone else reaches ferryd through ferry-kexec.service
+    /// (`ferryctl kexec --handed-over`): it stops its units and hands its state up, asking nobody.
+    @Test func aKexecAlreadyUnderWayIsPreparedNotAskedFor() throws {
+        let nest = try Nest()
+        try nest.startAndStore()
+        let reply = try nest.inner("Kexec", ["handedOver": .bool(true)])
+        #expect(reply.error == nil, "\(reply.parameters)")
+        #expect(reply.parameters["report"]?["preserved"]?.array?.count == 2)
+        #expect(try nest.inner("GetUnit", ["name": .string("keep.service")]).parameters["unit"]?["active"]?.string == "inactive")
+        #expect(nest.outer.waitUntil { try nest.outer.storeNames("inner.service").contains("ferry-update-state") })
+        #expect(try nest.inner("GetManager").parameters["liveUpdatePhase"]?.string == "hand-over")
+    }
+}
+
 /// What the manager above hands back is read tolerantly: a bad unit, a repeated index or an fd
 /// missing from the mapping is named in the log, and every other entry still comes back.
 @Suite struct UpstreamTakeBackTests {

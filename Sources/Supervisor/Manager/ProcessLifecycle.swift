@@ -1,3 +1,4 @@
+import CFerry
 import FDStore
 import FerrySystem
 import Logging
@@ -487,14 +488,38 @@ public final class ProcessLifecycle {
         }
     }
 
-    /// Spawns a helper command (not a unit) and calls `onExit` when it ends.
-    public func spawnHelper(_ arguments: [String], onExit: @escaping (Processes.Exit) -> Void) throws(SystemCallError) {
+    /// Spawns a helper command (not a unit) and calls `onExit` with how it ended and what it
+    /// printed (the first 64 KiB of stdout, read once it has exited).
+    public func spawnHelper(_ arguments: [String], onExit: @escaping (Processes.Exit, String) -> Void) throws(SystemCallError) {
         guard let program = arguments.first, let path = ExecCommand.resolve(program) else {
             throw SystemCallError("execve(\(arguments.first ?? ""))", .noSuchFileOrDirectory)
         }
-        let pid = try Spawner.spawn(SpawnRequest(path: path, arguments: arguments,
-                                                 environment: ["PATH=" + ExecCommand.searchPath.joined(separator: ":")]))
-        helpers[pid] = onExit
+        var ends: [CInt] = [-1, -1]
+        _ = try systemCall("pipe2") { ferry_pipe_cloexec(&ends) }
+        let reader = OwnedFD(adopting: ends[0])
+        let readerFD = reader.release()
+        do {
+            let writer = OwnedFD(adopting: ends[1])
+            let pid: pid_t
+            do throws(SystemCallError) {
+                pid = try Spawner.spawn(SpawnRequest(path: path, arguments: arguments,
+                                                     environment: ["PATH=" + ExecCommand.searchPath.joined(separator: ":")],
+                                                     standardIO: [-1, writer.rawValue, 2]))
+            } catch {
+                close(readerFD)
+                throw error
+            }
+            helpers[pid] = { exit in
+                let reader = OwnedFD(adopting: readerFD)
+                _ = ferry_fcntl_int(reader.rawValue, F_SETFL, ferry_fcntl(reader.rawValue, F_GETFL) | O_NONBLOCK)
+                var output: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                while output.count < 65536, case .success(let count) = systemCallResult({ read(reader.rawValue, &chunk, chunk.count) }), count > 0 {
+                    output += chunk[0..<count]
+                }
+                onExit(exit, String(decoding: output, as: UTF8.self))
+            }
+        }
     }
 
     // MARK: - Signals
