@@ -42,8 +42,12 @@ public final class ManagerInterface {
         # Ferry's LUO session, kexec. A failure before the reboot rolls everything back.
         # handedOver: the kexec is already under way (systemctl kexec): prepare, hold, ask nobody.
         method Kexec(kernel: ?string, initrd: ?string, commandLine: ?string, reuseCommandLine: ?bool,
-                     rehearse: ?bool, handedOver: ?bool) -> (report: object)
+                     rehearse: ?bool, handedOver: ?bool, requireAll: ?bool) -> (report: object)
         method GetLiveUpdate() -> (restore: ?object, kexecCount: int)
+        # What a live update would carry now, without doing it: each fd's fate (tried in a scratch
+        # session where the backend allows), pinned memory, the target kernel, go or no-go.
+        method Preflight(kernel: ?string, initrd: ?string, commandLine: ?string, reuseCommandLine: ?bool,
+                         rehearse: ?bool, requireAll: ?bool) -> (preflight: object)
 
         error NoSuchUnit (name: string)
         error InvalidUnitName (name: string)
@@ -206,7 +210,16 @@ public final class ManagerInterface {
                 reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
                 rehearse: call.parameters["rehearse"]?.bool ?? false)
             request.handedOver = call.parameters["handedOver"]?.bool ?? false
+            request.requireAll = call.parameters["requireAll"]?.bool ?? false
             liveUpdate(request, responder)
+        case "Preflight":
+            var request = KexecRequest(
+                kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,
+                commandLine: call.parameters["commandLine"]?.string,
+                reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
+                rehearse: call.parameters["rehearse"]?.bool ?? false)
+            request.requireAll = call.parameters["requireAll"]?.bool ?? false
+            responder.reply(Varlink.Reply(parameters: ["preflight": JSONValue.from(orchestrator.preflight(request))]))
         case "GetLiveUpdate":
             var parameters: [String: JSONValue] = ["kexecCount": .number(Double(manager.kexecCount))]
             if let report = orchestrator.lastRestoreReport { parameters["restore"] = JSONValue.from(report) }
@@ -338,8 +351,10 @@ public final class ManagerInterface {
         "RestartUnit": ["name": .string], "CleanUnit": ["name": .string], "ListFDStore": ["name": .string],
         "EnableUnit": ["name": .string], "DisableUnit": ["name": .string], "Reexecute": ["program": .string],
         "GetUnitLogs": ["name": .string, "lines": .number],
+        "Preflight": ["kernel": .string, "initrd": .string, "commandLine": .string, "reuseCommandLine": .bool, "rehearse": .bool,
+                      "requireAll": .bool],
         "Kexec": ["kernel": .string, "initrd": .string, "commandLine": .string, "reuseCommandLine": .bool, "rehearse": .bool,
-                  "handedOver": .bool],
+                  "handedOver": .bool, "requireAll": .bool],
     ]
 
     enum ParameterType { case string, bool, number }

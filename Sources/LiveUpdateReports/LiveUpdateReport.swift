@@ -22,6 +22,8 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
     public var preserved: [Item] = []
     /// Entries that could not be carried, each with the reason (unit, fd name, errno).
     public var skipped: [String] = []
+    /// The same, one entry per fd, with the reason in words.
+    public var lost: [Lost] = []
     /// Set when the update failed before the point of no return (everything was rolled back).
     public var failure: String?
     public var timings = LiveUpdateTimings()
@@ -29,6 +31,55 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
     public init(sessionName: String, rehearsal: Bool) {
         self.sessionName = sessionName
         self.rehearsal = rehearsal
+    }
+
+    /// One word for the whole update: `ok` (everything carried), `degraded` (carried, with
+    /// losses), `failed` (rolled back, or refused: nothing changed hands).
+    public var verdict: String {
+        failure != nil ? "failed" : lost.isEmpty ? "ok" : "degraded"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sessionName, rehearsal, preserved, skipped, lost, failure, timings, verdict
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sessionName, forKey: .sessionName)
+        try container.encode(rehearsal, forKey: .rehearsal)
+        try container.encode(preserved, forKey: .preserved)
+        try container.encode(skipped, forKey: .skipped)
+        try container.encode(lost, forKey: .lost)
+        try container.encodeIfPresent(failure, forKey: .failure)
+        try container.encode(timings, forKey: .timings)
+        try container.encode(verdict, forKey: .verdict)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        sessionName = try container.decode(String.self, forKey: .sessionName)
+        rehearsal = try container.decode(Bool.self, forKey: .rehearsal)
+        preserved = try container.decodeIfPresent([Item].self, forKey: .preserved) ?? []
+        skipped = try container.decodeIfPresent([String].self, forKey: .skipped) ?? []
+        lost = try container.decodeIfPresent([Lost].self, forKey: .lost) ?? []
+        failure = try container.decodeIfPresent(String.self, forKey: .failure)
+        timings = try container.decodeIfPresent(LiveUpdateTimings.self, forKey: .timings) ?? LiveUpdateTimings()
+    }
+}
+
+/// One stored fd that does not (or would not) ride a live update, and why, in words.
+public struct Lost: Codable, Sendable, Equatable {
+    public var unit: String
+    public var name: String
+    /// memfd, socket, pipe, file, luo-session, ...
+    public var type: String
+    public var reason: String
+
+    public init(unit: String, name: String, type: String, reason: String) {
+        self.unit = unit
+        self.name = name
+        self.type = type
+        self.reason = reason
     }
 }
 
@@ -43,6 +94,69 @@ public struct RestoreReport: Codable, Sendable, Equatable {
     /// When the previous boot began its shutdown and reached the kexec (its monotonic µs).
     public var previousShutdown: [String: UInt64] = [:]
     public var startedUnits: [String] = []
+    /// What the update before this boot could not carry (it was told before the kexec).
+    public var lostBeforeKexec: [Lost]?
 
     public init() {}
+}
+
+/// What a live update would do now (`ferryctl kexec --dry-run`), without doing it: each stored
+/// fd's fate, the memory the kernel would pin, the target kernel, and go or no-go.
+public struct PreflightReport: Codable, Sendable, Equatable {
+    public struct Entry: Codable, Sendable, Equatable {
+        public var unit: String
+        public var name: String
+        public var type: String
+        public var survives: Bool
+        /// Why not, in words; or how it rides (e.g. "kept open: a LUO session").
+        public var reason: String?
+        public var bytes: Int64?
+
+        public init(unit: String, name: String, type: String, survives: Bool, reason: String? = nil, bytes: Int64? = nil) {
+            self.unit = unit
+            self.name = name
+            self.type = type
+            self.survives = survives
+            self.reason = reason
+            self.bytes = bytes
+        }
+    }
+
+    public var entries: [Entry] = []
+    /// Bytes of memfds the kernel would keep across the kexec.
+    public var pinnedBytes: Int64 = 0
+    /// The target kernel: loaded or given, and what its command line needs.
+    public var kernel = ""
+    /// How the answer was found: "backend" (each fd tried in a scratch session) or "predicted".
+    public var method = ""
+    /// Every reason not to go.
+    public var problems: [String] = []
+
+    public init() {}
+
+    /// `go` (everything survives), `go-with-losses`, or `no-go` (a problem above).
+    public var verdict: String {
+        !problems.isEmpty ? "no-go" : entries.allSatisfy(\.survives) ? "go" : "go-with-losses"
+    }
+
+    enum CodingKeys: String, CodingKey { case entries, pinnedBytes, kernel, method, problems, verdict }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(entries, forKey: .entries)
+        try container.encode(pinnedBytes, forKey: .pinnedBytes)
+        try container.encode(kernel, forKey: .kernel)
+        try container.encode(method, forKey: .method)
+        try container.encode(problems, forKey: .problems)
+        try container.encode(verdict, forKey: .verdict)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        entries = try container.decodeIfPresent([Entry].self, forKey: .entries) ?? []
+        pinnedBytes = try container.decodeIfPresent(Int64.self, forKey: .pinnedBytes) ?? 0
+        kernel = try container.decodeIfPresent(String.self, forKey: .kernel) ?? ""
+        method = try container.decodeIfPresent(String.self, forKey: .method) ?? ""
+        problems = try container.decodeIfPresent([String].self, forKey: .problems) ?? []
+    }
 }

@@ -4,6 +4,7 @@ import LiveUpdate
 import LiveUpdateReports
 import Logging
 import Supervisor
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -128,6 +129,7 @@ public final class LiveUpdateFlow {
         let collection = StoreCollection.collect(from: manager, ownSession: orchestrator.sessionName, backend: orchestrator.backend,
                                                  logger: logger)
         report.skipped += collection.skipped
+        report.lost += collection.lost
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {
             return handOver(collection.entries, to: above)
@@ -155,6 +157,10 @@ public final class LiveUpdateFlow {
 
     private func handOver(_ prepared: consuming PreparedSession) {
         phase = .handOver
+        if let violation = policyViolation() {
+            _ = consume prepared
+            return rollBack(violation)
+        }
         do throws(PreparedSession.Failure) {
             try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: ferryState())
         } catch {
@@ -235,9 +241,12 @@ public final class LiveUpdateFlow {
                                               sessionName: entry.sessionName))
             } else {
                 report.skipped.append("unit \(entry.unit) fd '\(entry.name)': \(above.name) holds no copy of it, will be lost across kexec")
+                report.lost.append(Lost(unit: entry.unit.full, name: entry.name, type: LossReasons.kind(of: FileDescriptor(rawValue: entry.fd)),
+                                        reason: "\(above.name) holds no copy of it (its store is full, or the push failed)"))
             }
         }
         report.timings.preserve = lap()
+        if let violation = policyViolation() { return rollBack(violation) }
         guard let upstream = manager.stores.upstream, let command = above.kexecCommand ?? (request.handedOver ? [] : nil) else {
             return rollBack("no store of \(above.name) to hand the update to")
         }
@@ -268,6 +277,19 @@ public final class LiveUpdateFlow {
             upstream.dropUpdateState()
             rollBack("\(command.joined(separator: " ")): \(error)")
         }
+    }
+
+    // MARK: Policy: what may not be lost
+
+    /// Why the update must not go on: a loss in a unit with X-FerryRequired=yes, or any loss
+    /// with --require-all. Checked before the point of no return, so the rollback undoes it.
+    private func policyViolation() -> String? {
+        let required = report.lost.filter { lost in
+            request.requireAll || UnitName(lost.unit).flatMap { manager.services[$0]?.config.ferryRequired } == true
+        }
+        guard let first = required.first else { return nil }
+        let why = request.requireAll ? "--require-all" : "\(first.unit) has X-FerryRequired=yes"
+        return "\(why): \(required.count) stored fd(s) would be lost, first \(first.unit) fd '\(first.name)': \(first.reason)"
     }
 
     // MARK: Failure before the point of no return
@@ -301,6 +323,7 @@ public final class LiveUpdateFlow {
             "bootID": .string(LiveUpdateOrchestrator.bootID()),
             "shutdownStart": .number(Double(shutdownStart)),
             "timings": JSONValue.from(report.timings),
+            "lost": JSONValue.from(report.lost),
         ]
     }
 

@@ -14,6 +14,8 @@ public struct KexecRequest: Sendable, Codable {
     public var rehearse: Bool
     /// The kexec is already under way (someone ran `systemctl kexec`): prepare and hold, ask nobody.
     public var handedOver: Bool = false
+    /// Abort (and roll back) if any stored fd of any unit would be lost.
+    public var requireAll: Bool = false
 
     public init(kernel: String? = nil, initrd: String? = nil, commandLine: String? = nil, reuseCommandLine: Bool = false,
                 rehearse: Bool = false) {

@@ -170,6 +170,7 @@ extension LiveUpdateOrchestrator {
 
     private func adoptTimings(_ ferry: [String: JSONValue], into report: inout RestoreReport, restoreStarted: UInt64) {
         if let before = ferry["timings"]?.decode(LiveUpdateTimings.self) { report.timings = before }
+        report.lostBeforeKexec = ferry["lost"]?.decode([Lost].self)
         let finish = ferry["shutdownFinish"]?.number.map { UInt64($0) }
         if let start = ferry["shutdownStart"]?.number { report.previousShutdown["start"] = UInt64(start) }
         if let finish { report.previousShutdown["finish"] = finish }

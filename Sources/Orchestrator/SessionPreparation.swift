@@ -60,9 +60,11 @@ struct PreparedSession: ~Copyable {
                 do throws(LiveUpdateError) {
                     try session.preserve(FileDescriptor(rawValue: entry.fd), token: token)
                 } catch {
-                    let text = "unit \(entry.unit) fd '\(entry.name)': \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)"), will be lost across kexec"
+                    let (type, reason) = LossReasons.preserveFailed(error.errno, fd: FileDescriptor(rawValue: entry.fd))
+                    let text = "unit \(entry.unit) fd '\(entry.name)': \(reason) (\(error.operation): \(error.errno?.symbolicName ?? "\(error.kind)")); lost across the kexec"
                     logger.warning("\(text)")
                     report.skipped.append(text)
+                    report.lost.append(Lost(unit: entry.unit.full, name: entry.name, type: type, reason: reason))
                     continue
                 }
                 mapped = .fd(name: entry.name, token: token)

@@ -1,5 +1,6 @@
 import FerrySystem
 import LiveUpdate
+import LiveUpdateReports
 import Logging
 import Supervisor
 
@@ -20,6 +21,8 @@ struct StoreCollection {
     var entries: [Entry] = []
     /// Each with its reason: unit, fd name, and why.
     var skipped: [String] = []
+    /// The same, one per fd, for the report's verdict.
+    var lost: [Lost] = []
 
     /// The entries of every store that outlives its process (yes, on-success), by unit name and
     /// newest first. A stored session named like Ferry's own is dropped from its store now: held
@@ -29,13 +32,22 @@ struct StoreCollection {
     /// A session's identity comes from the backend, never from what an fd claims: with the
     /// emulator, only socket pairs the emulator process made are sessions (`emulatorPID`); with
     /// the kernel, emulator-looking sockets are plain sockets.
-    static func collect(from manager: Manager, ownSession: String, backend: any LiveUpdateBackend, logger: Logger) -> StoreCollection {
+    ///
+    /// - Parameter dropping: drop infringing sessions from their stores (the real update); a dry
+    ///   run only reports them.
+    static func collect(from manager: Manager, ownSession: String, backend: any LiveUpdateBackend, logger: Logger,
+                        dropping: Bool = true) -> StoreCollection {
         var collection = StoreCollection()
         let emulatorPID = (backend as? EmulatorBackend).flatMap { EmulatorControl.serverPID(socketPath: $0.socketPath) }
         var infringing: [(Service, UInt64)] = []
         for service in manager.services.values.sorted(by: { $0.name < $1.name }) where !service.store.isEmpty {
             guard service.config.fdStorePreserve.outlivesProcess else {
-                collection.skipped.append("unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))")
+                let mode = service.config.fdStorePreserve.rawValue
+                collection.skipped.append("unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))")
+                for entry in service.store.entries {
+                    collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: LossReasons.kind(of: entry.descriptor),
+                                                reason: "FileDescriptorStorePreserve=\(mode) keeps it across restarts only, not across a kexec"))
+                }
                 continue
             }
             for entry in service.store.entries {
@@ -48,12 +60,16 @@ struct StoreCollection {
                 }
                 guard let sessionName = identity.name ?? (try? LiveUpdateSession.readName(fd: entry.fd)) else {
                     collection.skipped.append("unit \(service.name) fd '\(entry.name)': a LUO session whose name cannot be read, skipped")
+                    collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: "luo-session",
+                                                reason: "a LUO session whose name cannot be read"))
                     continue
                 }
                 if sessionName == ownSession {
                     let text = "unit \(service.name) fd '\(entry.name)': session '\(sessionName)' infringes Ferry's namespace, dropped"
-                    logger.warning("\(text)")
+                    if dropping { logger.warning("\(text)") }
                     collection.skipped.append(text)
+                    collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: "luo-session",
+                                                reason: "its session name '\(sessionName)' is reserved for Ferry's own session"))
                     infringing.append((service, entry.id))
                     continue
                 }
@@ -61,7 +77,7 @@ struct StoreCollection {
                                                 heldAbove: entry.upstreamCopy != nil))
             }
         }
-        for (service, id) in infringing { manager.stores.drop(id: id, from: service) }
+        if dropping { for (service, id) in infringing { manager.stores.drop(id: id, from: service) } }
         return collection
     }
 }

@@ -19,6 +19,10 @@ struct KexecCommand: ParsableCommand {
             before the reboot is rolled back: the units start again with their stores. With --rehearse \
             (ferryd running against the LUO emulator) the reboot is a simulated kexec, ferryd starts \
             again as on a fresh boot, restores, and the phase timings are printed.
+
+            --dry-run stops nothing: it says, for every unit and stored fd, whether it would survive             and why not (each fd is tried in a scratch LUO session where the backend allows), the memory             the kernel would pin, and what the target kernel needs. With --require-all, or for units             with X-FerryRequired=yes, any loss is a no-go (a real update then rolls back before the point             of no return).
+
+            Exit status: 0 the update went (or, --dry-run, would go) through; 1 it failed and was rolled             back, or --dry-run says no-go; 2 --dry-run says go with losses; 3 ferryd is not running; 4 not             allowed (root only).
             """)
 
     @OptionGroup var options: ControlOptions
@@ -29,13 +33,17 @@ struct KexecCommand: ParsableCommand {
     @Flag(help: "Rehearse against the emulator instead of rebooting.") var rehearse = false
     @Flag(help: "The kexec is already under way (run by systemd's kexec.target, see contrib/systemd): prepare the stores and hold them, without asking for a kexec.")
     var handedOver = false
+    @Flag(help: "Say what would survive, change nothing.") var dryRun = false
+    @Flag(help: "Abort (roll back) if any stored fd would be lost.") var requireAll = false
 
     func run() throws {
         var parameters: [String: JSONValue] = ["rehearse": .bool(rehearse), "reuseCommandLine": .bool(reuseCmdline)]
         if handedOver { parameters["handedOver"] = .bool(true) }
+        if requireAll { parameters["requireAll"] = .bool(true) }
         if let kernel { parameters["kernel"] = .string(kernel) }
         if let initrd { parameters["initrd"] = .string(initrd) }
         if let append { parameters["commandLine"] = .string(append) }
+        if dryRun { return try preflight(parameters) }
         let outcome = try LiveUpdateClient.run(control: options.path, parameters)
         if options.json {
             print(outcome.json.encodedString())
@@ -43,6 +51,39 @@ struct KexecCommand: ParsableCommand {
             print(outcome.text)
         }
         if !outcome.succeeded { throw ExitCode(1) }
+    }
+}
+
+extension KexecCommand {
+    func preflight(_ parameters: [String: JSONValue]) throws {
+        var asked = parameters
+        asked["handedOver"] = nil
+        let reply = try options.call("Preflight", asked)
+        guard let report = reply["preflight"]?.decode(PreflightReport.self) else {
+            printError("ferryctl: Preflight: an answer this ferryctl cannot read")
+            throw ExitCode(1)
+        }
+        options.emit(reply["preflight"] ?? .null) { Self.table(report) }
+        switch report.verdict {
+        case "go": return
+        case "go-with-losses": throw ExitCode(2)
+        default: throw ExitCode(1)
+        }
+    }
+
+    static func table(_ report: PreflightReport) -> String {
+        var lines = ["UNIT\tFD\tTYPE\tSURVIVES\tWHY"]
+        for entry in report.entries {
+            lines.append("\(entry.unit)\t\(entry.name)\t\(entry.type)\t\(entry.survives ? "yes" : "NO")\t\(entry.reason ?? "")")
+        }
+        let lost = report.entries.filter { !$0.survives }.count
+        lines.append("")
+        lines.append("\(report.entries.count - lost) of \(report.entries.count) stored fd(s) would survive; \(report.pinnedBytes) bytes pinned")
+        lines.append("kernel: \(report.kernel)")
+        lines.append("how: \(report.method)")
+        for problem in report.problems { lines.append("no-go: \(problem)") }
+        lines.append("verdict: \(report.verdict)")
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -18,6 +18,7 @@ Actions:
   notify TEXT        send TEXT as is (\\n for newlines)
   raw HEX [NFDS]     send these bytes with NFDS memfds attached
   child TEXT         send TEXT from a forked child process
+  storesocket NAME   store one end of a unix socket pair (FDPOLL=0)
   forge-session NAME SERVER
                      store a socket that merely looks like emulator SERVER's session NAME
   flood N            send N STATUS= datagrams as fast as possible
@@ -98,6 +99,12 @@ def main(args):
             daemon.notify("FDSTORE=1\nFDNAME=%s%s" % (name, poll), fds=[r])
             os.close(r)
             os.close(w)
+        elif action == "storesocket":
+            # One end of a unix socket pair, stored with FDPOLL=0 (the other end stays here).
+            name = args[i]; i += 1
+            ours, stored = socket.socketpair()
+            send("FDSTORE=1\nFDNAME=%s\nFDPOLL=0" % name, [stored.fileno()])
+            keep.append(ours)
         elif action == "forge-session":
             # A socket that looks like an emulator session named NAME of emulator SERVER.
             name, server = args[i], args[i + 1]; i += 2

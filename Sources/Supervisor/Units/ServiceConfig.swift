@@ -40,6 +40,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var after: [String] = []
     public var before: [String] = []
     public var conflicts: [String] = []
+    /// X-FerryRequired= (a key systemd ignores): a live update that would lose any of this
+    /// unit's stored fds aborts and rolls back before the point of no return.
+    public var ferryRequired = false
     /// [Install]
     public var wantedBy: [String] = []
     public var requiredBy: [String] = []
@@ -144,6 +147,11 @@ public struct ServiceConfig: Sendable, Equatable {
         case ("Unit", "Requires"), ("Unit", "Wants"), ("Unit", "After"), ("Unit", "Before"), ("Unit", "Conflicts"),
              ("Install", "WantedBy"), ("Install", "RequiredBy"):
             return addNames(value, to: Self.dependencyList(key), key: key)
+        case ("Service", "X-FerryRequired"):
+            guard let flag = Values.boolean(value) else { return "X-FerryRequired=\(value) is not a boolean, ignored" }
+            ferryRequired = flag
+        case (_, let other) where other.hasPrefix("X-"):
+            break  // extensions for other tools, as systemd ignores them
         case ("Install", "Alias"), ("Install", "Also"), ("Install", "DefaultInstance"),
              ("Unit", "Documentation"), ("Unit", "DefaultDependencies"):
             break  // accepted; nothing for ferryd to do with them

@@ -1,0 +1,80 @@
+import FerryControl
+import FerryJSON
+import FerrySystem
+import FerryTestSupport
+import LiveUpdate
+import LiveUpdateReports
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Know before the kexec: the dry run's answer, entry by entry, is what a rehearsal then carries.
+@Suite struct PreflightTests {
+    /// unit/name of each entry, sorted (names repeat: many.service stores every fd as "bulk").
+    static func lostSet(_ entries: [(String, String)]) -> [String] { entries.map { "\($0.0)/\($0.1)" }.sorted() }
+
+    @Test func theDryRunAgreesWithTheRehearsalEntryByEntry() throws {
+        // 6.19: 128 files per session, so 130 memfds (with the mapping) cannot all ride.
+        try withEmulator(.v6_19) { emulator in
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            ferryd.writeUnit("mix.service", toolUnit("store m memory storepipe0 p storesocket s barrier ready sleep"))
+            ferryd.writeUnit("restart.service", toolUnit("store r kept barrier ready sleep", extra: "FileDescriptorStorePreserve=restart"))
+            ferryd.writeUnit("zmany.service", LiveUpdateScenarioTests.testUnit("store-many", prefix: "130", max: 200))
+            _ = try ferryd.start("mix.service")
+            _ = try ferryd.start("restart.service")
+            _ = try ferryd.start("zmany.service")
+            #expect(ferryd.waitUntil { try ferryd.storeNames("mix.service").count == 3 && ferryd.storeNames("zmany.service").count == 130 })
+            let reply = try ferryd.call("Preflight", ["rehearse": .bool(true)])
+            let preflight = try #require(reply.parameters["preflight"]?.decode(PreflightReport.self), "\(reply)")
+            #expect(preflight.method.hasPrefix("backend"))
+            #expect(preflight.verdict == "go-with-losses", "\(preflight.problems)")
+            let predicted = Self.lostSet(preflight.entries.filter { !$0.survives }.map { ($0.unit, $0.name) })
+            #expect(preflight.entries.first { $0.name == "s" }?.reason?.contains("LUO cannot carry unix sockets") == true, "\(preflight.entries.filter { !$0.survives && $0.unit == "mix.service" })")
+            #expect(preflight.entries.first { $0.name == "p" }?.reason?.contains("LUO cannot carry pipes") == true)
+            #expect(preflight.entries.first { $0.name == "r" }?.reason?.contains("FileDescriptorStorePreserve=restart") == true)
+            // Units go in name order: the mapping and mix.service's memfd come first, so zmany.service
+            // finds 126 places left of 128.
+            #expect(preflight.entries.filter { $0.unit == "zmany.service" && !$0.survives }.count == 130 + 1 + 1 - 128)
+            #expect(preflight.pinnedBytes > 0)
+            // The dry run changed nothing: every store is whole, every unit still where it was.
+            #expect(try ferryd.storeNames("mix.service").count == 3)
+            #expect(try ferryd.state("mix.service") == "active (running)")
+
+            let update = try ferryd.call("Kexec", ["rehearse": .bool(true)])
+            let report = try #require(update.parameters["report"]?.decode(LiveUpdateReport.self), "\(update)")
+            #expect(report.verdict == "degraded")
+            #expect(Self.lostSet(report.lost.map { ($0.unit, $0.name) }) == predicted)
+            #expect(report.lost.first { $0.name == "s" }?.reason == preflight.entries.first { $0.name == "s" }?.reason)
+        }
+    }
+
+    @Test func aRequiredUnitOrRequireAllMakesALossAbortTheUpdate() throws {
+        try withEmulator { emulator in
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            ferryd.writeUnit("vm.service", toolUnit("store ram bytes storepipe0 console barrier ready sleep", extra: "X-FerryRequired=yes"))
+            ferryd.writeUnit("cache.service", toolUnit("store c data storesocket peer barrier ready sleep"))
+            _ = try ferryd.start("vm.service")
+            _ = try ferryd.start("cache.service")
+            #expect(ferryd.waitUntil { try ferryd.storeNames("vm.service").count == 2 && ferryd.storeNames("cache.service").count == 2 })
+            let dry = try #require(try ferryd.call("Preflight", ["rehearse": .bool(true)]).parameters["preflight"]?.decode(PreflightReport.self))
+            #expect(dry.verdict == "no-go")
+            #expect(dry.problems.contains { $0.contains("vm.service has X-FerryRequired=yes") })
+            let update = try ferryd.call("Kexec", ["rehearse": .bool(true)])
+            #expect(update.error == "io.ferry.Manager.LiveUpdateFailed")
+            #expect(update.parameters["report"]?["failure"]?.string?.contains("vm.service has X-FerryRequired=yes") == true)
+            #expect(update.parameters["report"]?["verdict"]?.string == "failed")
+            // Rolled back: both units run again with every fd.
+            #expect(ferryd.waitUntil { try ferryd.state("vm.service") == "active (running)" && ferryd.state("cache.service") == "active (running)" })
+            // (They store again as they start: the originals are there, and the new ones too.)
+            #expect(Set(try ferryd.storeNames("vm.service")) == ["ram", "console"])
+            #expect(Set(try ferryd.storeNames("cache.service")) == ["c", "peer"])
+            // Without the required unit, --require-all still refuses cache.service's socket.
+            ferryd.writeUnit("vm.service", toolUnit("store ram bytes barrier ready sleep", extra: "X-FerryRequired=yes"))
+            _ = try ferryd.call("Reload")
+            let strict = try #require(try ferryd.call("Preflight", ["rehearse": .bool(true), "requireAll": .bool(true)]).parameters["preflight"]?.decode(PreflightReport.self))
+            #expect(strict.problems.contains { $0.contains("--require-all: cache.service fd 'peer'") })
+        }
+    }
+}
