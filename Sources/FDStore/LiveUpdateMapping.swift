@@ -17,12 +17,14 @@ public struct LiveUpdateMapping: Sendable, Equatable {
     public static let maximumSize = 16 << 20
 
     public enum Entry: Sendable, Equatable {
-        case fd(name: String, token: UInt64)
+        /// `shard`: the Ferry session holding it when not the one with the mapping (a kernel
+        /// before 7.2 takes 128 files per session, so large stores spread over several).
+        case fd(name: String, token: UInt64, shard: String? = nil)
         case session(name: String, sessionName: String)
 
         public var name: String {
             switch self {
-            case .fd(let name, _), .session(let name, _): name
+            case .fd(let name, _, _), .session(let name, _): name
             }
         }
     }
@@ -66,8 +68,10 @@ public struct LiveUpdateMapping: Sendable, Equatable {
 
     private static func encode(_ entry: Entry) -> String {
         switch entry {
-        case .fd(let name, let token):
+        case .fd(let name, let token, nil):
             "{\"type\":\"fd\",\"name\":\(JSONValue.string(name).encodedString()),\"token\":\(token)}"
+        case .fd(let name, let token, let shard?):
+            "{\"type\":\"fd\",\"name\":\(JSONValue.string(name).encodedString()),\"token\":\(token),\"session\":\(JSONValue.string(shard).encodedString())}"
         case .session(let name, let sessionName):
             "{\"type\":\"luo_session\",\"name\":\(JSONValue.string(name).encodedString()),\"sessionName\":\(JSONValue.string(sessionName).encodedString())}"
         }
@@ -130,7 +134,7 @@ public struct LiveUpdateMapping: Sendable, Equatable {
             order = rootKeys ?? object.keys.sorted()
         }
         order = order.filter { unitsObject[$0] != nil }
-        var seenTokens: Set<UInt64> = []
+        var seenTokens: Set<String> = []
         for unit in order {
             guard isValidUnit(unit) else {
                 problems.append("unit '\(unit.prefix(100))': invalid unit name, skipped")
@@ -144,8 +148,8 @@ public struct LiveUpdateMapping: Sendable, Equatable {
             for (index, item) in list.enumerated() {
                 switch entry(item) {
                 case .success(let entry):
-                    if case .fd(let name, let token) = entry {
-                        guard seenTokens.insert(token).inserted else {
+                    if case .fd(let name, let token, let shard) = entry {
+                        guard seenTokens.insert("\(shard ?? "")/\(token)").inserted else {
                             problems.append("unit '\(unit)' fd '\(name)': token \(token) used twice, skipped")
                             continue
                         }
@@ -174,7 +178,9 @@ public struct LiveUpdateMapping: Sendable, Equatable {
             guard token != mappingToken else {
                 return .failure(Problem(text: "fd '\(name)' uses token 0, which is reserved for the mapping"))
             }
-            return .success(.fd(name: name, token: token))
+            let shard = object["session"]?.string
+            if let shard, shard.isEmpty { return .failure(Problem(text: "fd '\(name)' names an empty session")) }
+            return .success(.fd(name: name, token: token, shard: shard))
         case "luo_session":
             guard let sessionName = object["sessionName"]?.string, !sessionName.isEmpty else {
                 return .failure(Problem(text: "session '\(name)' has no 'sessionName'"))

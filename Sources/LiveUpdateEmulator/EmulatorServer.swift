@@ -164,7 +164,11 @@ public final class EmulatorServer {
                 closeEndpoint(endpoints[device.peer]!)
             }
         case .simulateKexec:
-            let report = simulateKexec(incompatible: request.text.contains("incompatible"))
+            // Options, space-separated: `incompatible`; `lose=NAME` (fault injection: that session's
+            // data does not survive, as if its handler failed).
+            let words = request.text.split(separator: " ").map(String.init)
+            let losing = Set(words.filter { $0.hasPrefix("lose=") }.map { String($0.dropFirst(5)) })
+            let report = simulateKexec(incompatible: words.contains("incompatible"), losing: losing)
             reply(on: connection, EmulatorWire.Reply(text: Self.json(report)))
         case .status:
             reply(on: connection, EmulatorWire.Reply(text: Self.json(kernel.status)))
@@ -286,7 +290,7 @@ public final class EmulatorServer {
 
     // MARK: - Simulated kexec
 
-    private func simulateKexec(incompatible: Bool) -> KexecReport {
+    private func simulateKexec(incompatible: Bool, losing: Set<String> = []) -> KexecReport {
         // Requests already queued are served first, then closes already made are noticed, so the
         // kexec sees the same state the kernel would at reboot().
         for endpoint in Array(endpoints.values) where endpoints[endpoint.fd] != nil {
@@ -295,7 +299,9 @@ public final class EmulatorServer {
         }
         var open: Set<UInt64> = []
         for endpoint in endpoints.values {
-            if case .session(let session) = endpoint.role, session.direction == .outgoing, !Self.peerClosed(endpoint.fd) {
+            if case .session(let session) = endpoint.role, session.direction == .outgoing, !Self.peerClosed(endpoint.fd),
+                !losing.contains(String(decoding: session.name, as: UTF8.self))
+            {
                 open.insert(session.serial)
             }
         }

@@ -30,8 +30,10 @@ enum HandOver {
     /// afresh, inheriting nothing (every fd is close-on-exec), as on a new boot.
     static func rehearsal(_ manager: Manager, emulator: String, beforeExec: () -> Void) -> String {
         if let injected = injectedFailure() { return injected }
+        // Tests inject emulator faults here (e.g. "lose=ferry.1").
+        let options = getenv("FERRYD_TEST_EMULATOR_KEXEC").map { String(cString: $0) } ?? ""
         do throws(SystemCallError) {
-            _ = try EmulatorControl.simulateKexec(socketPath: emulator)
+            _ = try EmulatorControl.simulateKexec(socketPath: emulator, options: options)
         } catch {
             return "simulated kexec: \(error)"
         }

@@ -51,11 +51,15 @@ extension LiveUpdateOrchestrator {
         let mappingRead = MonotonicClock.microseconds()
         report.kexecCount = mapping.kexecsCount &+ 1
         manager.kexecCount = report.kexecCount
+        let shards = Shards(names: (mapping.state["ferry"]?["shards"]?.array ?? []).compactMap(\.string))
         for (unit, entries) in mapping.units {
             guard let name = UnitName(unit) else { continue }
-            for entry in entries { restore(entry, unit: name, session: session, device: device, report: &report) }
+            for entry in entries {
+                restore(entry, unit: name, session: session, shards: shards, device: device, report: &report)
+            }
         }
         let entriesDone = MonotonicClock.microseconds()
+        finishShards(shards, device: device, report: &report)
         finish(session)
         _ = consume device
         logger.info("restore: mapping read in \((mappingRead - started) / 1000) ms, \(report.restored.count) entries in \((entriesDone - mappingRead) / 1000) ms, finish in \((MonotonicClock.microseconds() - entriesDone) / 1000) ms")
@@ -131,12 +135,61 @@ extension LiveUpdateOrchestrator {
         }
     }
 
+    /// Ferry's other sessions, retrieved when their first entry is: one that cannot be retrieved
+    /// loses only its own entries, each reported.
+    final class Shards {
+        let listed: [String]
+        var retrieved: [String: PreparedSession.Shard] = [:]
+        var failed: [String: String] = [:]
+        init(names: [String]) { listed = names }
+    }
+
+    private func shard(_ name: String, _ shards: Shards, device: borrowing LiveUpdateDevice) -> Result<PreparedSession.Shard, LiveUpdateError> {
+        if let held = shards.retrieved[name] { return .success(held) }
+        do throws(LiveUpdateError) {
+            let held = PreparedSession.Shard(name: name, session: try device.retrieveSession(named: name))
+            shards.retrieved[name] = held
+            return .success(held)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func finishShards(_ shards: Shards, device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
+        // A listed shard none of whose entries was read still holds memory: take it and finish it.
+        for name in shards.listed where shards.retrieved[name] == nil && shards.failed[name] == nil {
+            if case .failure(let error) = shard(name, shards, device: device) {
+                report.problems.append("LUO session '\(name)' (a shard of '\(sessionName)'): \(error)")
+            }
+        }
+        for held in shards.retrieved.values {
+            do throws(LiveUpdateError) { try held.session.finish() } catch {
+                logger.warning("FINISH of LUO session '\(held.name)' failed (the kernel keeps its data until the next update): \(error)")
+            }
+        }
+    }
+
     private func restore(_ entry: LiveUpdateMapping.Entry, unit: UnitName, session: borrowing LiveUpdateSession,
-                         device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
+                         shards: Shards, device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
         switch entry {
-        case .fd(let name, let token):
+        case .fd(let name, let token, let shardName):
             do throws(LiveUpdateError) {
-                let fd = try session.retrieve(token: token)
+                let fd: OwnedFD
+                if let shardName {
+                    guard PreparedSession.isShard(shardName, of: sessionName) else {
+                        report.problems.append("unit \(unit) fd '\(name)': session '\(shardName)' is not one of Ferry's; skipped")
+                        return
+                    }
+                    switch shard(shardName, shards, device: device) {
+                    case .success(let held): fd = try held.session.retrieve(token: token)
+                    case .failure(let error):
+                        if shards.failed[shardName] == nil { shards.failed[shardName] = "\(error)" }
+                        report.problems.append("unit \(unit) fd '\(name)' token \(token): its LUO session '\(shardName)' cannot be retrieved (\(error.errno?.symbolicName ?? "\(error.kind)")); lost")
+                        return
+                    }
+                } else {
+                    fd = try session.retrieve(token: token)
+                }
                 guard manager.stores.attach(fd, to: unit, name: name, origin: "LUO") else {
                     report.problems.append("unit \(unit) fd '\(name)' (token \(token)): its store refused it")
                     return

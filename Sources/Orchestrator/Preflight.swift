@@ -95,14 +95,28 @@ extension LiveUpdateOrchestrator {
                 try? session.preserve(placeholder.borrowed, token: LiveUpdateMapping.mappingToken)
             }
             var token: UInt64 = 1
+            // Shaped like the real update: when a session is full, the next one takes the fd.
+            var shards: [PreparedSession.Shard] = []
             for (index, entry) in entries.enumerated() where entry.sessionName == nil {
                 let fd = FileDescriptor(rawValue: entry.fd)
-                do throws(LiveUpdateError) {
-                    try session.preserve(fd, token: token)
-                    token += 1
-                    tried[index] = (true, nil)
-                } catch {
-                    tried[index] = (false, LossReasons.preserveFailed(error.errno, fd: fd).reason)
+                for attempt in 0..<2 {
+                    do throws(LiveUpdateError) {
+                        if let shard = shards.last { try shard.session.preserve(fd, token: token) } else {
+                            try session.preserve(fd, token: token)
+                        }
+                        token += 1
+                        tried[index] = (true, nil)
+                        break
+                    } catch {
+                        tried[index] = (false, LossReasons.preserveFailed(error.errno, fd: fd).reason)
+                        guard attempt == 0, error.errno == .noSpace,
+                            let shard = try? PreparedSession.Shard(
+                                name: "\(sessionName)-preflight-\(getpid()).\(shards.count + 1)",
+                                session: LiveUpdateDevice.open(backend).createSession(named: "\(sessionName)-preflight-\(getpid()).\(shards.count + 1)"))
+                        else { break }
+                        shards.append(shard)
+                        token = 1
+                    }
                 }
             }
             report.method = "backend: each fd preserved in a scratch session, then discarded"

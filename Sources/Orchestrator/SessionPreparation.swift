@@ -16,6 +16,30 @@ struct PreparedSession: ~Copyable {
     private let mappingFD: OwnedFD
     private let capacity: Int
     private(set) var mapping = LiveUpdateMapping()
+    private let backend: any LiveUpdateBackend
+    private let name: String
+    /// Sessions beyond the first, `NAME.1`, `NAME.2`, …: a kernel before 7.2 takes 128 files per
+    /// session (ENOSPC), and on 7.2+ RETRIEVE_FD costs grow with a session's size.
+    private(set) var shards: [Shard] = []
+
+    /// One more of Ferry's sessions; closing it (before the reboot) drops what it holds.
+    final class Shard {
+        let name: String
+        let session: LiveUpdateSession
+        var files = 0
+        init(name: String, session: consuming LiveUpdateSession) {
+            self.name = name
+            self.session = session
+        }
+    }
+
+    /// Files per session before a new shard is opened even where the kernel would take more.
+    static let filesPerSession = 1000
+
+    /// `NAME.N`: reserved for Ferry, like NAME itself.
+    static func isShard(_ candidate: String, of name: String) -> Bool {
+        candidate.hasPrefix(name + ".") && UInt(candidate.dropFirst(name.count + 1)) != nil
+    }
 
     struct Failure: Error { let text: String }
 
@@ -43,6 +67,19 @@ struct PreparedSession: ~Copyable {
         self.capacity = capacity
         self.mappingFD = memfd
         self.session = session
+        self.backend = backend
+        self.name = name
+    }
+
+    private mutating func openShard() -> Shard? {
+        let shardName = "\(name).\(shards.count + 1)"
+        do throws(LiveUpdateError) {
+            let shard = Shard(name: shardName, session: try LiveUpdateDevice.open(backend).createSession(named: shardName))
+            shards.append(shard)
+            return shard
+        } catch {
+            return nil
+        }
     }
 
     /// Preserves each plain fd at tokens 1, 2, … and records each session entry (carried by
@@ -50,6 +87,7 @@ struct PreparedSession: ~Copyable {
     /// errno; the update goes on without it.
     mutating func preserve(_ entries: [StoreCollection.Entry], report: inout LiveUpdateReport, logger: Logger) {
         var byUnit: [(unit: String, entries: [LiveUpdateMapping.Entry])] = []
+        var primaryFiles = 1  // the mapping
         var token: UInt64 = 1
         for entry in entries {
             let mapped: LiveUpdateMapping.Entry
@@ -57,19 +95,41 @@ struct PreparedSession: ~Copyable {
                 mapped = .session(name: entry.name, sessionName: sessionName)
                 report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "luo_session", sessionName: sessionName))
             } else {
-                do throws(LiveUpdateError) {
-                    try session.preserve(FileDescriptor(rawValue: entry.fd), token: token)
-                } catch {
-                    let (type, reason) = LossReasons.preserveFailed(error.errno, fd: FileDescriptor(rawValue: entry.fd))
-                    let text = "unit \(entry.unit) fd '\(entry.name)': \(reason) (\(error.operation): \(error.errno?.symbolicName ?? "\(error.kind)")); lost across the kexec"
+                let fd = FileDescriptor(rawValue: entry.fd)
+                var failure: LiveUpdateError?
+                var placed: (token: UInt64, shard: String?)?
+                for _ in 0..<2 {
+                    let files = shards.last?.files ?? primaryFiles
+                    if files >= Self.filesPerSession { guard openShard() != nil else { break }; token = 1 }
+                    do throws(LiveUpdateError) {
+                        if let shard = shards.last {
+                            try shard.session.preserve(fd, token: token)
+                            shard.files += 1
+                        } else {
+                            try session.preserve(fd, token: token)
+                            primaryFiles += 1
+                        }
+                        placed = (token, shards.last?.name)
+                        token += 1
+                        break
+                    } catch {
+                        failure = error
+                        // This session is full: the next one takes the fd.
+                        guard error.errno == .noSpace, (shards.last?.files ?? primaryFiles) > 0, openShard() != nil else { break }
+                        token = 1
+                    }
+                }
+                guard let placed else {
+                    let (type, reason) = LossReasons.preserveFailed(failure?.errno, fd: fd)
+                    let text = "unit \(entry.unit) fd '\(entry.name)': \(reason) (\(failure.map { "\($0.operation): \($0.errno?.symbolicName ?? "\($0.kind)")" } ?? "no session")); lost across the kexec"
                     logger.warning("\(text)")
                     report.skipped.append(text)
                     report.lost.append(Lost(unit: entry.unit.full, name: entry.name, type: type, reason: reason))
                     continue
                 }
-                mapped = .fd(name: entry.name, token: token)
-                report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: token))
-                token += 1
+                mapped = .fd(name: entry.name, token: placed.token, shard: placed.shard)
+                report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: placed.token,
+                                              sessionName: placed.shard))
             }
             if let index = byUnit.firstIndex(where: { $0.unit == entry.unit.full }) {
                 byUnit[index].entries.append(mapped)
@@ -87,6 +147,7 @@ struct PreparedSession: ~Copyable {
     mutating func writeMapping(kexecCount: UInt32, ferryState: [String: JSONValue]) throws(Failure) {
         mapping.kexecsCount = kexecCount
         var ferry = ferryState
+        if !shards.isEmpty { ferry["shards"] = .array(shards.map { .string($0.name) }) }
         // The hand-over moment, taken last.
         ferry["shutdownFinish"] = .number(Double(MonotonicClock.microseconds()))
         mapping.state["ferry"] = .object(ferry)

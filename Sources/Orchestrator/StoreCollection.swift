@@ -64,7 +64,7 @@ struct StoreCollection {
                                                 reason: "a LUO session whose name cannot be read"))
                     continue
                 }
-                if sessionName == ownSession {
+                if sessionName == ownSession || PreparedSession.isShard(sessionName, of: ownSession) {
                     let text = "unit \(service.name) fd '\(entry.name)': session '\(sessionName)' infringes Ferry's namespace, dropped"
                     if dropping { logger.warning("\(text)") }
                     collection.skipped.append(text)
