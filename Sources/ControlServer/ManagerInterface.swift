@@ -237,6 +237,8 @@ public final class ManagerInterface {
                 switch outcome {
                 case .handingOver(let report):
                     responder.reply(Varlink.Reply(parameters: ["report": JSONValue.from(report)]))
+                    // This process may be replaced next (a rehearsal): the whole answer goes out first.
+                    responder.flush()
                 case .refused(let report), .rolledBack(let report):
                     responder.reply(.failure("\(Self.interfaceName).LiveUpdateFailed", ["report": JSONValue.from(report)]))
                 }

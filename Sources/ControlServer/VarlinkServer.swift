@@ -49,6 +49,13 @@ public final class VarlinkServer {
         }
 
         public var isOpen: Bool { connection?.isOpen ?? false }
+
+        /// Writes what waits for this caller now, blocking up to `timeout`: for a reply that
+        /// must be out before this process is replaced (exec) or ends.
+        public func flush(timeout: Duration = .seconds(5)) {
+            guard let connection, let server else { return }
+            server.flushBlocking(connection, until: MonotonicClock.now() + timeout)
+        }
     }
 
     fileprivate final class Connection {
@@ -219,6 +226,14 @@ public final class VarlinkServer {
             return
         }
         updateInterest(connection)
+    }
+
+    fileprivate func flushBlocking(_ connection: Connection, until deadline: Duration) {
+        while connection.isOpen && !connection.output.isEmpty && MonotonicClock.now() < deadline {
+            var entry = pollfd(fd: connection.fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&entry, 1, 100)
+            flush(connection)
+        }
     }
 
     private var hangingUp: Set<CInt> = []
