@@ -1,9 +1,49 @@
 #!/usr/bin/env bash
-# Every test Ferry has: the Swift test suites (emulator, library, process-level), then the VM test
-# against a real LUO kernel. Exits non-zero if any fails.
+# Every test Ferry has: installs what the tests need (Tests/setup.sh), runs the Swift test suites
+# (emulator, library, process-level), then the VM test against a real LUO kernel. Tests whose
+# packages are missing are skipped with a line saying what to install, and counted in the summary.
+# Exits non-zero if any test fails.
+#
+# usage: Tests/run-all.sh [--no-vm]      (--no-vm, or FERRY_SKIP_VM=1: stop after swift test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift test 2>&1 | tee /tmp/ferry-swift-test.log | grep -v -E '^(◇|↳)' || true
-grep -q -E '✘|error:' /tmp/ferry-swift-test.log && { echo "swift test failed"; exit 1; }
-grep -q 'Test run with .* passed' /tmp/ferry-swift-test.log || { echo "swift test did not finish"; exit 1; }
-Tests/VM/run-vm-test.sh
+
+run_vm=1
+if [ "${1:-}" = --no-vm ] || [ -n "${FERRY_SKIP_VM:-}" ]; then run_vm=0; fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "run-all: swift is not on PATH; Ferry needs Swift 6.3 (https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi
+
+if [ "$run_vm" = 1 ]; then Tests/setup.sh; else Tests/setup.sh --no-vm; fi
+
+log=$(mktemp /tmp/ferry-swift-test.XXXXXX.log)
+swift test 2>&1 | tee "$log" | grep -v -E '^(◇|↳)' || true
+swift_result=passed
+if grep -q -E '✘|error:' "$log"; then
+  swift_result=failed
+elif ! grep -q 'Test run with .* passed' "$log"; then
+  swift_result="did not finish"
+fi
+skipped=$(grep -c -E '^. Test .* skipped' "$log" || true)
+summary="swift test $swift_result"
+[ "$skipped" -gt 0 ] && summary+=" ($skipped skipped)"
+echo "run-all: $(grep -a -E 'Test run with' "$log" | tail -n 1 | sed 's/^[^T]*//')"
+if [ "$skipped" -gt 0 ]; then
+  echo "run-all: $skipped skipped for missing packages (a skipped suite counts once):"
+  grep -E '^. Test .* skipped' "$log" | sed -E 's/^.*skipped: //' | sort | uniq -c | sed 's/^/  /'
+fi
+
+vm_result="not run (--no-vm)"
+if [ "$run_vm" = 1 ]; then
+  if missing=$(Tests/setup.sh --check vm); then
+    if Tests/VM/run-vm-test.sh; then vm_result=passed; else vm_result=failed; fi
+  else
+    vm_result="skipped: needs $missing (apt-get install $missing, or run Tests/setup.sh as root)"
+    echo "run-all: VM test $vm_result"
+  fi
+fi
+
+echo "run-all: summary: $summary; VM test $vm_result"
+[ "$swift_result" = passed ] && [ "$vm_result" != failed ]

@@ -33,7 +33,7 @@ import Glibc
         #expect(probe.output.contains("level 7.1"))
     }
 
-    @Test func anEmulatorOutOfDescriptorsAnswersENOMEMAndNeverHangs() throws {
+    @Test(.needs(.utilLinux)) func anEmulatorOutOfDescriptorsAnswersENOMEMAndNeverHangs() throws {
         // The emulated kernel's memory is the emulator process: with 200 descriptors it can hold
         // fewer than 200 files, and the rest must fail like an allocation failure (ENOMEM).
         let socket = "/tmp/ferry-cli-small-emulator-\(getpid()).sock"

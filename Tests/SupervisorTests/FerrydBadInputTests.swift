@@ -13,7 +13,7 @@ import Glibc
     static func hex(_ text: String) -> String { hex(Array(text.utf8)) }
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format2: $0) }.joined() }
 
-    @Test func malformedDatagramsAreRefusedWithReasons() throws {
+    @Test(.needs(.pythonSystemd)) func malformedDatagramsAreRefusedWithReasons() throws {
         let ferryd = try FerrydInstance(units: [:])
         // Let ferryd settle, then count its descriptors.
         let before = ferryd.settledDescriptors()
@@ -74,7 +74,7 @@ import Glibc
         #expect(ferryd.waitUntil { ferryd.openDescriptors <= before }, "ferryd holds \(ferryd.openDescriptors), had \(before)")
     }
 
-    @Test func truncatedControlDataIsRefusedAndClosed() throws {
+    @Test(.needs(.pythonSystemd), .needs(.utilLinux)) func truncatedControlDataIsRefusedAndClosed() throws {
         // With ferryd's soft descriptor limit just above what it uses, the kernel installs the fds
         // that fit and flags MSG_CTRUNC.
         let ferryd = try FerrydInstance(units: [:])
@@ -93,7 +93,7 @@ import Glibc
         #expect(ferryd.isAlive)
     }
 
-    @Test func aFloodingServiceDoesNotStarveAnother() throws {
+    @Test(.needs(.pythonSystemd)) func aFloodingServiceDoesNotStarveAnother() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("flood.service", toolUnit("ready flood 200000 sleep"))
         ferryd.writeUnit("quiet.service", toolUnit("ready sleep"))

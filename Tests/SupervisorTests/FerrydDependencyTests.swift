@@ -97,7 +97,7 @@ import Glibc
         #expect(try ferryd.call("EnableUnit", ["name": .string("early.service")]).error == "io.ferry.Manager.StartFailed")
     }
 
-    @Test func noBlockAnswersAtOnce() throws {
+    @Test(.needs(.pythonSystemd)) func noBlockAnswersAtOnce() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("slow.service", toolUnit("sleep", extra: "TimeoutStartSec=30"))
         let reply = try ferryd.call("StartUnit", ["name": .string("slow.service"), "noBlock": .bool(true)])

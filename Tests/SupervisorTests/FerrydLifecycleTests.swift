@@ -9,7 +9,7 @@ import Glibc
 
 /// Supervision: stop and kill, NotifyAccess, reload and re-exec, templates, accounts, the CLI.
 @Suite struct FerrydLifecycleTests {
-    @Test func stopEscalatesToSIGKILL() throws {
+    @Test(.needs(.pythonSystemd)) func stopEscalatesToSIGKILL() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("stubborn.service", toolUnit("ignoreterm ready sleep", extra: "TimeoutStopSec=300ms"))
         #expect(try ferryd.start("stubborn.service") == "active (running)")
@@ -19,7 +19,7 @@ import Glibc
         #expect(ferryd.log.contains("stubborn.service: did not stop within TimeoutStopSec"))
     }
 
-    @Test func notifyAccessDecidesWhoMaySend() throws {
+    @Test(.needs(.pythonSystemd)) func notifyAccessDecidesWhoMaySend() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("main.service", toolUnit("child STATUS=from-child ready sleep", extra: "NotifyAccess=main"))
         ferryd.writeUnit("all.service", toolUnit("child STATUS=from-child ready sleep", extra: "NotifyAccess=all"))
@@ -31,7 +31,7 @@ import Glibc
         #expect(ferryd.log.contains("refused by NotifyAccess=main"))
     }
 
-    @Test func reloadAndReexecKeepServicesStoresAndSockets() throws {
+    @Test(.needs(.pythonSystemd)) func reloadAndReexecKeepServicesStoresAndSockets() throws {
         let ferryd = try FerrydInstance(units: [:])
         let report = "\(ferryd.directory.path)/rx.json"
         ferryd.writeUnit("keeper.service", toolUnit("store before 1 barrier ready sleep"))
@@ -58,7 +58,7 @@ import Glibc
         #expect(ferryd.isAlive)
     }
 
-    @Test func templatesSpecifiersEnvironmentAndAccounts() throws {
+    @Test(.needs(.pythonSystemd)) func templatesSpecifiersEnvironmentAndAccounts() throws {
         let ferryd = try FerrydInstance(units: [:])
         let report = "\(ferryd.directory.path)/shared/t-%i.json"
         ferryd.directory.write("env", "# comment\nFROMFILE=\"from file\"\n")
@@ -112,7 +112,7 @@ import Glibc
         #expect(ferryd.waitUntil { try ferryd.state("odd.service") == "inactive (dead)" })
     }
 
-    @Test func ferryctlTalksToFerryd() throws {
+    @Test(.needs(.pythonSystemd), .needs(.utilLinux)) func ferryctlTalksToFerryd() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("cli.service", toolUnit("store one 1 barrier ready sleep"))
         let environment = ["FERRY_CONTROL=\(ferryd.control)"]
@@ -186,7 +186,7 @@ import Glibc
         #expect(try ferryd.call("GetManager").error == nil)
     }
 
-    @Test func daemonReexecRunsTheBinaryInstalledAtItsPath() throws {
+    @Test(.needs(.pythonSystemd)) func daemonReexecRunsTheBinaryInstalledAtItsPath() throws {
         let folder = TemporaryDirectory("ferryd-upgrade")
         let installed = "\(folder.path)/ferryd"
         #expect(try Child.spawn(["/bin/cp", ferrydPath, installed]).wait() == 0)

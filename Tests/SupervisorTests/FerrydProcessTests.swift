@@ -11,7 +11,7 @@ import Glibc
 /// Processes as systemd runs them: other users, start timeouts, forking daemons, the control
 /// commands around the main process, and KillMode=.
 @Suite struct FerrydProcessTests {
-    @Test func aUserNobodyServiceNotifiesAndStores() throws {
+    @Test(.needs(.pythonSystemd)) func aUserNobodyServiceNotifiesAndStores() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.directory.write("shared/tool.py", readText(tool), mode: 0o755)
         ferryd.writeUnit("nobody.service", """
@@ -26,7 +26,7 @@ import Glibc
         #expect(try ferryd.storeNames("nobody.service") == ["data"])
     }
 
-    @Test func aNotifyServiceThatNeverGetsReadyFailsAfterTimeoutStartSec() throws {
+    @Test(.needs(.pythonSystemd)) func aNotifyServiceThatNeverGetsReadyFailsAfterTimeoutStartSec() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("mute.service", toolUnit("sleep", extra: "TimeoutStartSec=400ms"))
         let reply = try ferryd.call("StartUnit", ["name": .string("mute.service")])

@@ -9,7 +9,7 @@ import Glibc
 
 /// ferryd as a real process with real services: the fd store and LISTEN_FDS.
 @Suite struct FerrydStoreTests {
-    @Test func storedFDsComeBackOnNextStartWithNames() throws {
+    @Test(.needs(.pythonSystemd)) func storedFDsComeBackOnNextStartWithNames() throws {
         let ferryd = try FerrydInstance(units: [:])
         let report = "\(ferryd.directory.path)/report.json"
         ferryd.writeUnit("a.service", toolUnit("report \(report) store state hello store other world barrier ready exit 0"))
@@ -45,7 +45,7 @@ import Glibc
         #expect(status.contains("SigIgn:\t0000000000000000"), "\(status)")
     }
 
-    @Test func duplicatesRemovalAndDefaultName() throws {
+    @Test(.needs(.pythonSystemd)) func duplicatesRemovalAndDefaultName() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("b.service", toolUnit(
             "store x 1 store x 2 remove x storetwice d 4 notify FDSTORE=1 store bad:name 5 barrier ready exit 0"))
@@ -57,7 +57,7 @@ import Glibc
         #expect(ferryd.log.contains("b.service: invalid FDNAME='bad:name'"))
     }
 
-    @Test func storeLimitClosesTheRest() throws {
+    @Test(.needs(.pythonSystemd)) func storeLimitClosesTheRest() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("c.service", toolUnit("store a 1 store b 2 store c 3 barrier ready exit 0",
                                                extra: "FileDescriptorStoreMax=2"))
@@ -67,14 +67,14 @@ import Glibc
         #expect(ferryd.log.contains("c.service: cannot store more fds than FileDescriptorStoreMax=2"))
     }
 
-    @Test func pollRemovesHungUpFDsUnlessFDPOLL0() throws {
+    @Test(.needs(.pythonSystemd)) func pollRemovesHungUpFDsUnlessFDPOLL0() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("p.service", toolUnit("storepipe polled storepipe0 kept barrier ready exit 0"))
         _ = try ferryd.start("p.service")
         #expect(ferryd.waitUntil { try ferryd.storeNames("p.service") == ["kept"] })
     }
 
-    @Test func preserveModes() throws {
+    @Test(.needs(.pythonSystemd)) func preserveModes() throws {
         let ferryd = try FerrydInstance(units: [:])
         for mode in ["no", "restart", "yes", "on-success"] {
             ferryd.writeUnit("m-\(mode).service", toolUnit("store s 1 barrier ready exit 0",
@@ -95,7 +95,7 @@ import Glibc
         #expect(try ferryd.state("m-yes.service") == "inactive (dead)")
     }
 
-    @Test func restartKeepsTheStoreOfRestartMode() throws {
+    @Test(.needs(.pythonSystemd)) func restartKeepsTheStoreOfRestartMode() throws {
         let ferryd = try FerrydInstance(units: [:])
         let report = "\(ferryd.directory.path)/r.json"
         ferryd.writeUnit("r.service", toolUnit("report \(report) store s 1 barrier ready sleep",
@@ -109,7 +109,7 @@ import Glibc
         #expect(try ferryd.storeNames("r.service") == [])
     }
 
-    @Test func onSuccessDropsAFailedUnitsStore() throws {
+    @Test(.needs(.pythonSystemd)) func onSuccessDropsAFailedUnitsStore() throws {
         // reference-systemd.md §6 step 9: attempt 1 stores and fails; later attempts see the fd;
         // when the start limit is hit the unit is failed for good and its store is released.
         let ferryd = try FerrydInstance(units: [:])

@@ -111,7 +111,7 @@ import Glibc
         }
     }
 
-    @Test func rollbackAfterAFailedRebootLosesNothing() throws {
+    @Test(.needs(.pythonSystemd)) func rollbackAfterAFailedRebootLosesNothing() throws {
         try withEmulator { emulator in
             let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath],
                                             environment: ["FERRYD_TEST_FAIL_REBOOT=EIO"])
@@ -142,7 +142,7 @@ import Glibc
 
     /// The update runs on the event loop: while a unit takes its time to stop, ferryd still
     /// answers, shows the phase, and refuses changes and a second update.
-    @Test func oneUpdateAtATimeWhileTheLoopKeepsServing() throws {
+    @Test(.needs(.pythonSystemd)) func oneUpdateAtATimeWhileTheLoopKeepsServing() throws {
         try withEmulator { emulator in
             let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
             ferryd.writeUnit("stubborn.service", toolUnit("store data kept barrier ignoreterm ready sleep",
@@ -172,7 +172,7 @@ import Glibc
 
     /// A socket that merely looks like an emulator session named after another unit's session
     /// is not a session: the victim gets its own session back, the forger gets nothing.
-    @Test func aForgedSessionIsNotASession() throws {
+    @Test(.needs(.pythonSystemd)) func aForgedSessionIsNotASession() throws {
         try withEmulator { emulator in
             // The emulator's server id, as any client of it can read it from the device's peer address.
             var device = try EmulatorControl.call(socketPath: emulator.socketPath, EmulatorWire.Request(kind: .openDevice))
@@ -193,7 +193,7 @@ import Glibc
         }
     }
 
-    @Test func aKernelThatDoesNotLoadIsRefusedBeforeStoppingAnything() throws {
+    @Test(.needs(.pythonSystemd)) func aKernelThatDoesNotLoadIsRefusedBeforeStoppingAnything() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("up.service", toolUnit("ready sleep"))
         _ = try ferryd.start("up.service")

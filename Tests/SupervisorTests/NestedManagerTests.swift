@@ -10,7 +10,7 @@ import Glibc
 
 /// ferryd under ferryd (reference-systemd.md §3.9): the inner one pushes its stores to the outer
 /// one's store for it, and takes them back when it starts again, after a crash or a live update.
-@Suite struct NestedManagerTests {
+@Suite(.needs(.pythonSystemd)) struct NestedManagerTests {
     /// An outer ferryd whose unit `inner.service` is another ferryd with one unit, `keep.service`.
     final class Nest {
         let outer: FerrydInstance
