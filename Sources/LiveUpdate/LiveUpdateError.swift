@@ -3,6 +3,12 @@ import SystemPackage
 
 /// Why /dev/liveupdate cannot be used on this system at all.
 public enum LiveUpdateUnavailability: Hashable, Sendable, CustomStringConvertible {
+    /// The running kernel predates LUO (6.19 is the first release with /dev/liveupdate).
+    case kernelTooOld(release: String)
+    /// The kernel's build configuration (`/boot/config-<release>`) lacks an option LUO needs.
+    case kernelBuiltWithout(option: String, release: String)
+    /// The kernel has no kexec at all (no `/sys/kernel/kexec_loaded`), so it has no LUO either.
+    case kernelWithoutKexec(release: String)
     /// The kernel was booted without `liveupdate=on`.
     case bootedWithoutLiveUpdate
     /// The kernel was booted without `kho=on` (and KHO is not on by default).
@@ -17,10 +23,21 @@ public enum LiveUpdateUnavailability: Hashable, Sendable, CustomStringConvertibl
 
     public var description: String {
         switch self {
+        case .kernelTooOld(let release):
+            "live update unavailable: kernel \(release) is older than 6.19, the first Linux with the Live Update "
+                + "Orchestrator; boot a 6.19 or newer kernel built with CONFIG_LIVEUPDATE, with kho=on liveupdate=on"
+        case .kernelBuiltWithout(let option, let release):
+            "live update unavailable: kernel \(release) was built without \(option) (/boot/config-\(release)); "
+                + "boot a kernel built with CONFIG_KEXEC_HANDOVER and CONFIG_LIVEUPDATE, with kho=on liveupdate=on"
+        case .kernelWithoutKexec(let release):
+            "live update unavailable: kernel \(release) was built without kexec (no /sys/kernel/kexec_loaded), "
+                + "so without CONFIG_KEXEC_HANDOVER and CONFIG_LIVEUPDATE; boot a kernel built with them"
         case .bootedWithoutLiveUpdate:
-            "live update unavailable: the kernel was booted without liveupdate=on"
+            "live update unavailable: the kernel was booted without liveupdate=on; add liveupdate=on (and kho=on) "
+                + "to its command line and reboot"
         case .bootedWithoutKexecHandover:
-            "live update unavailable: the kernel was booted without kho=on"
+            "live update unavailable: the kernel was booted without kho=on (and does not turn KHO on by default); "
+                + "add kho=on to its command line and reboot"
         case .kernelWithoutLiveUpdate:
             "live update unavailable: /dev/liveupdate does not exist although kho=on and liveupdate=on are set; "
                 + "the kernel lacks CONFIG_LIVEUPDATE or its LUO setup failed at boot (see dmesg)"

@@ -76,15 +76,53 @@ import Testing
 }
 
 @Suite struct UnavailabilityTests {
+    /// A LUO-capable kernel with kexec; each test takes one fact away.
+    static func facts(_ commandLine: String = "kho=on liveupdate=on", release: String = "7.2.13",
+                      configuration: String? = nil, registered: Bool = false, kexec: Bool? = false) -> KernelFacts {
+        KernelFacts(release: release, commandLine: commandLine, configuration: configuration,
+                    miscDeviceRegistered: registered, kexecLoaded: kexec)
+    }
+
     @Test func diagnosesWhyTheDeviceIsMissing() {
-        #expect(KernelBackend.diagnoseMissingDevice(commandLine: "console=ttyS0", miscDeviceRegistered: false)
-            == .bootedWithoutLiveUpdate)
-        #expect(KernelBackend.diagnoseMissingDevice(commandLine: "liveupdate=on", miscDeviceRegistered: false)
-            == .bootedWithoutKexecHandover)
-        #expect(KernelBackend.diagnoseMissingDevice(commandLine: "kho=on liveupdate=1", miscDeviceRegistered: false)
-            == .kernelWithoutLiveUpdate)
-        #expect(KernelBackend.diagnoseMissingDevice(commandLine: "kho=on liveupdate=on", miscDeviceRegistered: true)
-            == .noDeviceNode)
+        #expect(Self.facts("console=ttyS0").whyDeviceIsMissing == .bootedWithoutLiveUpdate)
+        #expect(Self.facts("liveupdate=on").whyDeviceIsMissing == .bootedWithoutKexecHandover)
+        #expect(Self.facts("liveupdate=on", configuration: "CONFIG_KEXEC_FILE=y\nCONFIG_KEXEC_HANDOVER=y\n"
+                           + "CONFIG_LIVEUPDATE=y\nCONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT=y\n").whyDeviceIsMissing
+                == .kernelWithoutLiveUpdate, "KHO on by default needs no kho=on")
+        #expect(Self.facts("kho=on liveupdate=1").whyDeviceIsMissing == .kernelWithoutLiveUpdate)
+        #expect(Self.facts("kho=Y liveupdate=yes").whyDeviceIsMissing == .kernelWithoutLiveUpdate)
+        #expect(Self.facts("kho=off liveupdate=on").whyDeviceIsMissing == .bootedWithoutKexecHandover)
+        #expect(Self.facts(registered: true).whyDeviceIsMissing == .noDeviceNode)
+    }
+
+    @Test func anOlderKernelOrOneWithoutLUOOrKexecIsNamedAsSuch() {
+        // The machine these tests were written on: 6.18, no kexec, no liveupdate=on.
+        let old = Self.facts("console=ttyS0 quiet", release: "6.18.44-fc-v1098", kexec: nil)
+        #expect(old.whyDeviceIsMissing == .kernelTooOld(release: "6.18.44-fc-v1098"))
+        #expect(old.whyDeviceIsMissing.description.contains("kernel 6.18.44-fc-v1098 is older than 6.19"))
+        #expect(!old.whyDeviceIsMissing.description.contains("liveupdate=on;"))
+        #expect(Self.facts(release: "5.10.0").whyDeviceIsMissing == .kernelTooOld(release: "5.10.0"))
+        #expect(Self.facts(release: "6.19.0").whyDeviceIsMissing == .kernelWithoutLiveUpdate)
+        #expect(Self.facts(kexec: nil).whyDeviceIsMissing == .kernelWithoutKexec(release: "7.2.13"))
+        let withoutLUO = Self.facts(configuration: "CONFIG_KEXEC_FILE=y\nCONFIG_KEXEC_HANDOVER=y\n# CONFIG_LIVEUPDATE is not set\n")
+        #expect(withoutLUO.whyDeviceIsMissing == .kernelBuiltWithout(option: "CONFIG_LIVEUPDATE", release: "7.2.13"))
+        #expect(withoutLUO.whyDeviceIsMissing.description.contains("built without CONFIG_LIVEUPDATE"))
+    }
+
+    @Test func readinessSaysReadyUnavailableOrEmulatorAndWhetherAKernelIsLoaded() {
+        var ready = Self.facts(kexec: true)
+        ready.deviceNodePresent = true
+        let kernel = LiveUpdateReadiness.check(KernelBackend(), facts: ready)
+        #expect(kernel.ready && kernel.backend == "kernel")
+        #expect(kernel.summary == "kernel ready: /dev/liveupdate (kernel 7.2.13, LUO level 7.2)")
+        #expect(kernel.kexecLoaded == true && kernel.kexec.contains("a kernel is loaded"))
+        let old = LiveUpdateReadiness.check(KernelBackend(), facts: Self.facts("quiet", release: "6.18.44", kexec: nil))
+        #expect(!old.ready)
+        #expect(old.summary.hasPrefix("live update unavailable: kernel 6.18.44 is older than 6.19"))
+        #expect(old.kexecLoaded == nil && old.kexec.contains("unsupported"))
+        let absent = LiveUpdateReadiness.check(EmulatorBackend(socketPath: "/nonexistent/ferry-emulator.sock"))
+        #expect(!absent.ready && absent.backend == "emulator" && absent.emulatorSocket == "/nonexistent/ferry-emulator.sock")
+        #expect(absent.summary.contains("no LUO emulator answers at /nonexistent/ferry-emulator.sock (ENOENT)"))
     }
 
     @Test func missingDeviceIsUnavailableNotAnError() {

@@ -34,29 +34,10 @@ public struct KernelBackend: LiveUpdateBackend {
 
     public func unavailability(after errno: Errno) -> LiveUpdateUnavailability? {
         guard errno == .noSuchFileOrDirectory || errno == .noSuchAddressOrDevice || errno.rawValue == ENODEV else { return nil }
-        return KernelBackend.diagnoseMissingDevice(commandLine: Self.readCommandLine(),
-                                                   miscDeviceRegistered: Self.miscDeviceRegistered())
-    }
-
-    /// Tells why the node is missing from the kernel command line and /sys.
-    public static func diagnoseMissingDevice(commandLine: String?, miscDeviceRegistered: Bool)
-        -> LiveUpdateUnavailability
-    {
-        if miscDeviceRegistered { return .noDeviceNode }
-        let words = (commandLine ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-        func enabled(_ key: String) -> Bool {
-            words.contains { ["\(key)=on", "\(key)=1", "\(key)=y", "\(key)=Y", "\(key)=yes", "\(key)=true"].contains($0) }
-        }
-        if commandLine != nil && !enabled("liveupdate") { return .bootedWithoutLiveUpdate }
-        if commandLine != nil && !enabled("kho") { return .bootedWithoutKexecHandover }
-        return .kernelWithoutLiveUpdate
+        return KernelFacts.current(devicePath: devicePath).whyDeviceIsMissing
     }
 
     static func readCommandLine() -> String? {
         FileIO.text(ofFile: "/proc/cmdline", limit: 65536).flatMap { $0.isEmpty ? nil : $0 }
-    }
-
-    static func miscDeviceRegistered() -> Bool {
-        access("/sys/class/misc/liveupdate", F_OK) == 0
     }
 }
