@@ -1,4 +1,5 @@
 import ArgumentParser
+import FerryJSON
 import FerrySystem
 import LiveUpdate
 import LiveUpdateConformance
@@ -46,8 +47,29 @@ struct ConformanceCommand: ParsableCommand {
     @Flag(help: "List the cases and exit.")
     var list = false
 
+    @Flag(help: "Print one JSON object at the end instead of a line per case.")
+    var json = false
+
+    /// Text output, silenced by --json.
+    private func say(_ text: String) { if !json { print(text) } }
+
+    private static func json(_ results: [ConformanceRunner.Result]) -> JSONValue {
+        .array(results.map { result in
+            .object(["id": .string(result.id), "section": .string(result.section), "verdict": .string(result.verdict.rawValue),
+                     "observed": .string(result.observed), "expected": .string(result.expected),
+                     "note": result.note.map { .string($0) } ?? .null])
+        })
+    }
+
     func run() throws {
         if list {
+            if json {
+                print(JSONValue.array(ConformanceRunner.table.map { testCase in
+                    .object(["id": .string(testCase.id), "section": .string(testCase.section),
+                             "stage": .string(testCase.stage.rawValue), "summary": .string(testCase.summary)])
+                }).encodedString())
+                return
+            }
             for testCase in ConformanceRunner.table {
                 print("\(testCase.id)\t\(testCase.section)\t\(testCase.stage.rawValue)\t\(testCase.summary)")
             }
@@ -67,6 +89,7 @@ struct ConformanceCommand: ParsableCommand {
         let names = (emulated ?? "all") == "all" ? BehaviourLevel.allCases.map(\.rawValue) : [emulated!]
         var failed = 0
         var all: [ConformanceRunner.Result] = []
+        var profiles: [String: JSONValue] = [:]
         let descriptorsBefore = openDescriptorCount()
         for name in names {
             guard let level = BehaviourLevel(rawValue: name) else { throw ValidationError("unknown profile '\(name)'") }
@@ -75,24 +98,29 @@ struct ConformanceCommand: ParsableCommand {
             logger.logLevel = .warning
             let host = try EmulatorHost(socketPath: path, profile: EmulatorProfile(level), logger: logger)
             defer { host.stop() }
-            print("== profile \(name) (emulator)")
+            say("== profile \(name) (emulator)")
             var results = try phase(.beforeKexec, backend: host.backend, level: level, emulator: true, selected,
                                     keepOpen: true)
             let report = try EmulatorControl.simulateKexec(socketPath: path)
-            print("-- simulated kexec: \(report.count) bytes of report" + (report.contains("\"violations\":[]") ? "" : ": \(report)"))
+            say("-- simulated kexec: \(report.count) bytes of report" + (report.contains("\"violations\":[]") ? "" : ": \(report)"))
             // What phase 1 kept open belongs to the previous boot now.
             ConformanceCommand.heldForKexec.removeAll()
             results += try phase(.afterKexec, backend: host.backend, level: level, emulator: true, selected)
-            print("profile \(name): " + ConformanceRunner.summary(results))
+            say("profile \(name): " + ConformanceRunner.summary(results))
             failed += results.filter { $0.verdict == .fail }.count
             all += results
+            profiles[name] = Self.json(results)
         }
         if checkLeaks {
             let descriptorsAfter = openDescriptorCount()
-            print("descriptors: \(descriptorsBefore) before, \(descriptorsAfter) after")
+            say("descriptors: \(descriptorsBefore) before, \(descriptorsAfter) after")
             if descriptorsAfter != descriptorsBefore { failed += 1 }
         }
-        print(ConformanceRunner.summary(all))
+        say(ConformanceRunner.summary(all))
+        if json {
+            print(JSONValue.object(["profiles": .object(profiles), "summary": .string(ConformanceRunner.summary(all)),
+                                    "failed": .number(Double(failed))]).encodedString())
+        }
         if failed > 0 { throw ExitCode(1) }
     }
 
@@ -102,15 +130,20 @@ struct ConformanceCommand: ParsableCommand {
             throw ValidationError("--phase takes 1 or 2")
         }
         let level = try probeLevel(backend)
-        print("== \(backend.name), phase \(which.rawValue), level \(level.rawValue)")
+        say("== \(backend.name), phase \(which.rawValue), level \(level.rawValue)")
         let results = try self.phase(which, backend: backend, level: level, emulator: backend is EmulatorBackend,
                                      selected, keepOpen: kexecKernel != nil)
-        print(ConformanceRunner.summary(results))
+        say(ConformanceRunner.summary(results))
+        if json {
+            print(JSONValue.object(["backend": .string(backend.name), "phase": .string(which.rawValue),
+                                    "level": .string(level.rawValue), "results": Self.json(results),
+                                    "summary": .string(ConformanceRunner.summary(results))]).encodedString())
+        }
         if let kexecKernel, which == .beforeKexec {
             let commandLine = kexecAppend ?? Kexec.currentCommandLine() ?? ""
-            print("loading \(kexecKernel) for kexec with: \(commandLine)")
+            say("loading \(kexecKernel) for kexec with: \(commandLine)")
             try Kexec.load(kernel: kexecKernel, initrd: kexecInitrd, commandLine: commandLine)
-            print("rebooting into the next kernel (sessions held open)")
+            say("rebooting into the next kernel (sessions held open)")
             fflush(nil)
             try Kexec.reboot()
         }
@@ -120,7 +153,7 @@ struct ConformanceCommand: ParsableCommand {
     private func probeLevel(_ backend: any LiveUpdateBackend) throws -> BehaviourLevel {
         let device = try LiveUpdateDevice.open(backend)
         let finding = try BehaviourProbe.probe(device)
-        print("probe: \(finding)")
+        say("probe: \(finding)")
         return finding.level
     }
 
@@ -130,7 +163,7 @@ struct ConformanceCommand: ParsableCommand {
                        emulator: Bool, _ selected: Set<String>, keepOpen: Bool = false) throws -> [ConformanceRunner.Result] {
         let context = try ConformanceContext(backend: backend, level: level)
         let results = ConformanceRunner.run(phase, context: context, isEmulator: emulator, only: selected) {
-            print($0.line)
+            say($0.line)
         }
         // The device is closed before a kexec: nothing else needs it, and the next phase reopens it.
         context.closeDevice()

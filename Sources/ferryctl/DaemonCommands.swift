@@ -2,17 +2,18 @@ import ArgumentParser
 import FerryControl
 import FerryJSON
 import FerrySystem
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// How to reach ferryd.
+/// How to reach ferryd, and how to print its answers.
 struct ControlOptions: ParsableArguments {
     @Option(help: "ferryd's control socket (default: $FERRY_CONTROL or /run/ferry/control).")
     var control: String?
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print JSON instead of text; errors too, as one JSON object on stdout.")
     var json = false
 
     var path: String {
@@ -21,28 +22,33 @@ struct ControlOptions: ParsableArguments {
         return "/run/ferry/control"
     }
 
-    /// Calls ferryd; exits 3 with a clear message when it is not running, 1 on an error reply.
-    func call(_ method: String, _ parameters: [String: JSONValue] = [:]) throws -> [String: JSONValue] {
+    /// The subcommand, for messages ("stop needs root").
+    static var command: String { CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") } ?? "ferryctl" }
+
+    /// Calls ferryd; a Varlink error becomes a `Failure` in words (with systemctl's exit status).
+    func call(_ method: String, _ parameters: [String: JSONValue] = [:], unit: String? = nil) throws -> [String: JSONValue] {
+        let reply = try rawCall(method, parameters)
+        if reply.error != nil {
+            throw Failure.fromReply(reply, method: "io.ferry.Manager.\(method)", unit: unit, command: Self.command)
+        }
+        return reply.parameters
+    }
+
+    /// Calls ferryd and returns its reply as it is, error replies included.
+    func rawCall(_ method: String, _ parameters: [String: JSONValue] = [:]) throws -> Varlink.Reply {
         var client: VarlinkClient
         do throws(SystemCallError) {
             client = try VarlinkClient(path: path)
         } catch {
-            printError("ferryctl: ferryd is not running (cannot connect to \(path): \(error.errno.symbolicName))")
-            throw ExitCode(3)
+            throw Failure.cannotConnect(path, error.errno)
         }
-        let reply: Varlink.Reply
         do throws(SystemCallError) {
-            reply = try client.call(Varlink.Call(method: "io.ferry.Manager.\(method)", parameters: parameters))
+            return try client.call(Varlink.Call(method: "io.ferry.Manager.\(method)", parameters: parameters))
         } catch {
-            printError("ferryctl: \(method): \(error)")
-            throw ExitCode(3)
+            throw Failure(code: "connection-lost",
+                          message: "ferryd closed the connection during \(method) (\(error.errno.symbolicName))",
+                          hint: "it may have stopped or be restarting; ferryctl status says whether it answers")
         }
-        if let error = reply.error {
-            let details = reply.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.plain)" }.joined(separator: " ")
-            printError("ferryctl: \(method) failed: \(error.split(separator: ".").last ?? "") \(details)")
-            throw ExitCode(error.hasSuffix("PermissionDenied") ? 4 : 1)
-        }
-        return reply.parameters
     }
 
     func emit(_ value: JSONValue, table: () -> String) {
@@ -75,27 +81,86 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
 }
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show ferryd's state, or one unit's.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show ferryd's state (host, live update readiness), or one unit's.",
+        discussion: """
+            With a unit: exit status 0 when it is active, 3 when it is inactive or failed, 4 when there \
+            is no such unit (as systemctl status).
+            """)
     @OptionGroup var options: ControlOptions
-    @Argument(help: "A unit to show.") var unit: String?
+    @Argument(help: "A unit to show (NAME means NAME.service).") var unit: String?
 
     func run() throws {
         if let unit {
-            let reply = try options.call("GetUnit", ["name": .string(unit)])
+            let name = UnitNames.normalize(unit)
+            let reply = try options.call("GetUnit", ["name": .string(name)], unit: name)
             let info = reply["unit"]?.object ?? [:]
-            options.emit(.object(reply)) {
-                ["name", "description", "load", "active", "sub", "result", "mainPID", "status", "errno", "restarts",
-                 "fdStoreCount", "fdStoreMax", "preserve", "path"].map { key in
-                    "\(key.padded(14)) \(info[key]?.plain ?? "-")"
-                }.joined(separator: "\n")
-            }
+            options.emit(.object(reply)) { UnitStatus.text(info) }
+            if !UnitStatus.isActive(info) { throw ExitCode(ExitStatus.notActive) }
         } else {
             let reply = try options.call("GetManager")
-            options.emit(.object(reply)) {
-                reply.sorted { $0.key < $1.key }.map { "\($0.key.padded(16)) \($0.value.plain)" }
-                    .joined(separator: "\n")
-            }
+            options.emit(.object(reply)) { ManagerStatus.text(reply) }
         }
+    }
+}
+
+/// A unit's state the way systemctl status shows it.
+enum UnitStatus {
+    static func isActive(_ info: [String: JSONValue]) -> Bool {
+        ["active", "reloading"].contains(info["active"]?.string ?? "")
+    }
+
+    static func text(_ info: [String: JSONValue]) -> String {
+        let name = info["name"]?.plain ?? "?"
+        let active = info["active"]?.string ?? "?"
+        let mark = active == "failed" ? "×" : isActive(info) ? "●" : "○"
+        let description = info["description"]?.string ?? ""
+        var lines = ["\(mark) \(name)" + (description.isEmpty ? "" : " - \(description)")]
+        func line(_ label: String, _ value: String) { lines.append(String(repeating: " ", count: max(0, 11 - label.count)) + "\(label): \(value)") }
+        var loaded = info["load"]?.plain ?? "?"
+        let enabled = info["enabled"]?.bool.map { $0 ? "enabled" : "disabled" }
+        if let path = info["path"]?.string {
+            loaded += " (\(path)\(enabled.map { "; \($0)" } ?? ""))"
+        }
+        line("Loaded", loaded)
+        var state = "\(active) (\(info["sub"]?.plain ?? "?"))"
+        if let result = info["result"]?.string, result != "success" { state += " (Result: \(result))" }
+        line("Active", state)
+        if let failure = info["failure"]?.string { line("Failure", failure) }
+        if let pid = info["mainPID"], pid != .null { line("Main PID", pid.plain) }
+        if let status = info["status"]?.string { line("Status", "\"\(status)\"") }
+        if let code = info["errno"]?.number, code != 0 {
+            let errno = Errno(rawValue: Int32(code))
+            line("Error", "\(Int(code)) (\(errno.symbolicName): \(errno))")
+        }
+        if let restarts = info["restarts"]?.number, restarts > 0 { line("Restarts", info["restarts"]!.plain) }
+        line("FD store", "\(info["fdStoreCount"]?.plain ?? "0") of \(info["fdStoreMax"]?.plain ?? "0") "
+             + "(FileDescriptorStorePreserve=\(info["preserve"]?.plain ?? "?"))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// ferryd's own state: where it runs, whether a live update can happen here, what it holds.
+enum ManagerStatus {
+    static func text(_ reply: [String: JSONValue]) -> String {
+        var lines = ["ferryd \(reply["version"]?.plain ?? "?") (ferryctl \(FerryVersion.current))"]
+        func line(_ label: String, _ value: String) { lines.append(String(repeating: " ", count: max(0, 12 - label.count)) + "\(label): \(value)") }
+        line("Host", reply["host"]?.plain ?? "-")
+        if let liveUpdate = reply["liveUpdate"]?.object {
+            line("Live update", liveUpdate["summary"]?.plain ?? "-")
+            line("Kexec", liveUpdate["kexec"]?.plain ?? "-")
+        }
+        if let phase = reply["liveUpdatePhase"]?.string { line("In progress", "live update, phase \(phase)") }
+        line("Units", "\(reply["units"]?.plain ?? "0"), holding \(reply["storedFDs"]?.plain ?? "0") stored fd(s)")
+        if let upstream = reply["upstreamStoredFDs"], upstream != .null {
+            line("Upstream", "\(upstream.plain) fd(s) in the fd store of the manager above")
+        }
+        line("Kexecs", "\(reply["kexecCount"]?.plain ?? "0") (live updates this system came through)")
+        line("Notify", "\(reply["notifyMessages"]?.plain ?? "0") message(s) handled")
+        if let previous = reply["previousShutdown"]?.object, !previous.isEmpty {
+            line("Last update", previous.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.plain)" }.joined(separator: " "))
+        }
+        return lines.joined(separator: "\n")
     }
 }
 
@@ -118,50 +183,67 @@ struct ListUnitsCommand: ParsableCommand {
 /// start, stop, restart, clean: one call on one unit, waiting for it to settle.
 struct UnitActionCommand {
     static func run(_ method: String, _ unit: String, _ options: ControlOptions, _ extra: [String: JSONValue] = [:]) throws {
-        let reply = try options.call(method, extra.merging(["name": .string(unit)]) { $1 })
+        let name = UnitNames.normalize(unit)
+        let reply = try options.call(method, extra.merging(["name": .string(name)]) { $1 }, unit: name)
         let info = reply["unit"]?.object ?? [:]
-        options.emit(.object(reply)) {
-            "\(info["name"]?.plain ?? unit): \(info["active"]?.plain ?? "?") (\(info["sub"]?.plain ?? "?"))"
+        options.emit(.object(reply)) { outcome(info, name, method: method) }
+    }
+
+    /// `NAME: active (running)`; after a start, a unit that already ran to its end (a oneshot)
+    /// says so instead of looking stopped.
+    static func outcome(_ info: [String: JSONValue], _ name: String, method: String) -> String {
+        let active = info["active"]?.string ?? "?"
+        let sub = info["sub"]?.string ?? "?"
+        var text = "\(info["name"]?.plain ?? name): \(active) (\(sub))"
+        let started = method == "StartUnit" || method == "RestartUnit"
+        if started && active == "active" && sub == "exited" {
+            text += ": its command ran and exited successfully; the unit stays active (RemainAfterExit=yes)"
+        } else if started && active == "inactive" && info["result"]?.string == "success" {
+            text += ": its command ran and exited successfully"
+            if sub == "dead-resources-pinned" { text += "; its fd store is kept" }
         }
+        return text
     }
 }
 
 struct StartCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a unit and wait until it is up.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a unit and wait until it is up (or, for a oneshot, done).")
     @OptionGroup var options: ControlOptions
     @Flag(help: "Do not wait for the unit to be up.") var noBlock = false
-    @Argument var unit: String
+    @Argument(help: "The unit (NAME means NAME.service).") var unit: String
     func run() throws { try UnitActionCommand.run("StartUnit", unit, options, noBlock ? ["noBlock": .bool(true)] : [:]) }
 }
 
 struct StopCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a unit and wait until it is down.")
     @OptionGroup var options: ControlOptions
-    @Argument var unit: String
+    @Argument(help: "The unit (NAME means NAME.service).") var unit: String
     func run() throws { try UnitActionCommand.run("StopUnit", unit, options) }
 }
 
 struct RestartCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart a unit (its store is kept).")
+    static let configuration = CommandConfiguration(commandName: "restart",
+                                                    abstract: "Restart a unit (its store is kept); returns when it is back, with its new state.")
     @OptionGroup var options: ControlOptions
-    @Argument var unit: String
+    @Argument(help: "The unit (NAME means NAME.service).") var unit: String
     func run() throws { try UnitActionCommand.run("RestartUnit", unit, options) }
 }
 
 struct CleanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "clean", abstract: "Empty the fd store of a stopped unit.")
     @OptionGroup var options: ControlOptions
-    @Argument var unit: String
+    @Argument(help: "The unit (NAME means NAME.service).") var unit: String
     func run() throws { try UnitActionCommand.run("CleanUnit", unit, options) }
 }
 
 struct FDStoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "fdstore", abstract: "List a unit's stored file descriptors.")
     @OptionGroup var options: ControlOptions
-    @Argument var unit: String
+    @Argument(help: "The unit (NAME means NAME.service).") var unit: String
 
     func run() throws {
-        let reply = try options.call("ListFDStore", ["name": .string(unit)])
+        let name = UnitNames.normalize(unit)
+        let reply = try options.call("ListFDStore", ["name": .string(name)], unit: name)
         let entries = reply["entries"]?.array ?? []
         options.emit(.object(reply)) {
             table(["FDNAME", "TYPE", "INODE", "SIZE", "SESSION", "PATH"], entries.map { entry in
@@ -175,7 +257,10 @@ struct FDStoreCommand: ParsableCommand {
 struct DaemonReloadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "daemon-reload", abstract: "Re-read every unit file.")
     @OptionGroup var options: ControlOptions
-    func run() throws { _ = try options.call("Reload") }
+    func run() throws {
+        let reply = try options.call("Reload")
+        options.emit(.object(reply)) { "ferryd re-read the unit files" }
+    }
 }
 
 struct DaemonReexecCommand: ParsableCommand {
@@ -186,11 +271,14 @@ struct DaemonReexecCommand: ParsableCommand {
         _ = try options.call("Reexecute")
         // Wait for the new ferryd to answer, so scripts can go on at once.
         for _ in 0..<100 {
-            if (try? VarlinkClient(path: options.path)) != nil, (try? options.call("GetManager")) != nil { return }
+            if let reply = try? options.call("GetManager") {
+                options.emit(.object(reply)) { "ferryd \(reply["version"]?.plain ?? "?") is running in its place" }
+                return
+            }
             usleep(50_000)
         }
-        printError("ferryctl: ferryd did not come back after re-exec")
-        throw ExitCode(1)
+        throw Failure(code: "reexec-failed", message: "ferryd did not come back after re-exec",
+                      hint: "its log says why; if it is gone, start it again (services it ran are still running)")
     }
 }
 

@@ -21,20 +21,24 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Bytes of state per example service.") var size: Int = 4 << 20
     @Option(help: "Emulated behaviour level.") var profile: String = "7.2"
     @Flag(help: "Keep the temporary folder (units, logs).") var keep = false
+    @Flag(help: "Print one JSON object at the end instead of the steps.") var json = false
+
+    /// Text output, silenced by --json.
+    private func say(_ text: String) { if !json { print(text) } }
 
     func run() throws {
         guard let level = BehaviourLevel(rawValue: profile) else { throw ValidationError("unknown profile \(profile)") }
         ResourceLimits.raiseDescriptorLimit()
         let folder = makeTemporaryFolder()
         defer { if !keep { removeTree(folder) } }
-        print("ferry demo in \(folder)")
+        say("ferry demo in \(folder)")
 
         var logger = Logger(label: "ferry.luo-emulator")
         logger.logLevel = .warning
         let emulatorPath = "\(folder)/luo-emulator.sock"
         let emulator = try EmulatorHost(socketPath: emulatorPath, profile: EmulatorProfile(level), logger: logger)
         defer { emulator.stop() }
-        print("  LUO emulator (profile \(profile)) at \(emulatorPath)")
+        say("  LUO emulator (profile \(profile)) at \(emulatorPath)")
 
         let me = selfPath()
         mkdir("\(folder)/units", 0o755)
@@ -67,37 +71,45 @@ struct DemoCommand: ParsableCommand {
         }
         let control = "\(folder)/run/control"
         guard waitFor({ call(control, "GetManager") != nil }) else { throw failure("ferryd did not start; see \(log)") }
-        print("  ferryd started (pid \(ferryd))")
+        say("  ferryd started (pid \(ferryd))")
 
         for unit in ["demo-cache.service", "demo-vmm.service"] {
             guard let reply = call(control, "StartUnit", ["name": .string(unit)]), reply.error == nil else {
                 throw failure("\(unit) did not start; see \(log)")
             }
-            print("  \(unit): \(status(control, unit))")
+            say("  \(unit): \(status(control, unit))")
         }
 
-        print("  rehearsing the live update (simulated kexec; every service killed; ferryd restarted)")
+        say("  rehearsing the live update (simulated kexec; every service killed; ferryd restarted)")
         let outcome = try LiveUpdateClient.run(control: control, ["rehearse": .bool(true)])
         guard outcome.succeeded, let restore = outcome.restore else {
-            print(outcome.text)
+            say(outcome.text)
             throw failure("the rehearsal failed; see \(log)")
         }
         var verified = true
+        var results: [String: JSONValue] = [:]
         for unit in ["demo-cache.service", "demo-vmm.service"] {
             _ = waitFor { status(control, unit).hasPrefix("verified") || status(control, unit).hasPrefix("MISMATCH") }
             let text = status(control, unit)
-            print("  \(unit): \(text)")
+            say("  \(unit): \(text)")
+            results[unit] = .string(text)
             verified = verified && text == "verified \(size) bytes"
         }
-        print(LiveUpdateClient.timingTable(restore.timings))
-        print("kexec count \(restore.kexecCount); restored \(restore.restored.count) fd store entr\(restore.restored.count == 1 ? "y" : "ies")")
+        say(LiveUpdateClient.timingTable(restore.timings))
+        say("kexec count \(restore.kexecCount); restored \(restore.restored.count) fd store entr\(restore.restored.count == 1 ? "y" : "ies")")
+        if json {
+            print(JSONValue.object([
+                "verified": .bool(verified), "folder": .string(folder), "units": .object(results),
+                "restore": JSONValue.from(restore),
+            ]).encodedString())
+        }
         guard verified else { throw failure("some bytes did not come back") }
-        print("demo: verified: every byte came back")
+        say("demo: verified: every byte came back")
     }
 
-    private func failure(_ text: String) -> ExitCode {
-        printError("demo: \(text)")
-        return ExitCode(1)
+    private func failure(_ text: String) -> Failure {
+        Failure(code: "demo-failed", message: "demo: \(text)",
+                hint: keep ? nil : "run it again with --keep to keep the folder with ferryd's log and the units")
     }
 
     private func status(_ control: String, _ unit: String) -> String {

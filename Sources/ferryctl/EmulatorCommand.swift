@@ -27,6 +27,9 @@ struct EmulatorCommand: ParsableCommand {
         @Option(help: "Behaviour level to reproduce: 6.19, 7.1, 7.2 or 7.3.")
         var profile: String = "7.2"
 
+        @Flag(help: "Report errors as JSON (serving prints nothing else).")
+        var json = false
+
         func run() throws {
             guard let level = BehaviourLevel(rawValue: profile) else {
                 throw ValidationError("unknown profile '\(profile)'; use 6.19, 7.1, 7.2 or 7.3")
@@ -53,6 +56,9 @@ struct EmulatorCommand: ParsableCommand {
         @Flag(help: "Pretend the next kernel cannot read the handed-over data (open then fails with EIO).")
         var incompatible = false
 
+        @Flag(help: "Print JSON (the report is JSON in any case).")
+        var json = false
+
         func run() throws {
             print(try EmulatorControl.simulateKexec(socketPath: socket, options: incompatible ? "incompatible" : ""))
         }
@@ -63,6 +69,9 @@ struct EmulatorCommand: ParsableCommand {
 
         @Option(help: "The emulator's control socket.")
         var socket: String
+
+        @Flag(help: "Print JSON (the state is JSON in any case).")
+        var json = false
 
         func run() throws { print(try EmulatorControl.status(socketPath: socket)) }
     }

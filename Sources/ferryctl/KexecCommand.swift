@@ -45,12 +45,14 @@ struct KexecCommand: ParsableCommand {
         if let append { parameters["commandLine"] = .string(append) }
         if dryRun { return try preflight(parameters) }
         let outcome = try LiveUpdateClient.run(control: options.path, parameters)
-        if options.json {
-            print(outcome.json.encodedString())
-        } else {
-            print(outcome.text)
+        guard outcome.succeeded else {
+            var failure = Failure(code: "live-update-failed", message: outcome.text,
+                                  hint: "the units run again with their stores; ferryd's log has each step")
+            failure.varlinkError = outcome.error
+            failure.parameters = outcome.json.object ?? [:]
+            throw failure
         }
-        if !outcome.succeeded { throw ExitCode(1) }
+        options.emit(outcome.json) { outcome.text }
     }
 }
 
@@ -94,13 +96,14 @@ enum LiveUpdateClient {
         var text: String
         var json: JSONValue
         var restore: RestoreReport?
+        /// The Varlink error, when ferryd refused or rolled back.
+        var error: String?
     }
 
     static func run(control: String, _ parameters: [String: JSONValue]) throws -> Outcome {
         var client: VarlinkClient
         do throws(SystemCallError) { client = try VarlinkClient(path: control) } catch {
-            printError("ferryctl: ferryd is not running (cannot connect to \(control): \(error.errno.symbolicName))")
-            throw ExitCode(3)
+            throw Failure.cannotConnect(control, error.errno)
         }
         let reply: Varlink.Reply
         do throws(SystemCallError) {
@@ -116,13 +119,12 @@ enum LiveUpdateClient {
         }
         let report = reply.parameters["report"]?.decode(LiveUpdateReport.self)
         if let error = reply.error {
+            guard error.hasSuffix(".LiveUpdateFailed") else {
+                throw Failure.fromReply(reply, method: "io.ferry.Manager.Kexec", unit: nil, command: "kexec")
+            }
             var text = "live update failed and was rolled back: \(report?.failure ?? error)"
             for skipped in report?.skipped ?? [] { text += "\n  skipped: \(skipped)" }
-            if error.hasSuffix("PermissionDenied") {
-                printError("ferryctl: Kexec needs root")
-                throw ExitCode(4)
-            }
-            return Outcome(succeeded: false, text: text, json: .object(reply.parameters))
+            return Outcome(succeeded: false, text: text, json: .object(reply.parameters), error: error)
         }
         guard parameters["rehearse"]?.bool == true else {
             return Outcome(succeeded: true, text: "rebooting", json: .object(reply.parameters))

@@ -20,7 +20,8 @@ struct DisableCommand: ParsableCommand {
 
 enum LinkCommand {
     static func run(_ method: String, _ unit: String, _ options: ControlOptions, verb: String) throws {
-        let reply = try options.call(method, ["name": .string(unit)])
+        let name = UnitNames.normalize(unit)
+        let reply = try options.call(method, ["name": .string(name)], unit: name)
         let links = reply["links"]?.array?.compactMap(\.string) ?? []
         options.emit(.object(reply)) {
             links.isEmpty ? "\(reply["unit"]?.plain ?? unit): nothing to do" : links.map { "\(verb) \($0)." }.joined(separator: "\n")
@@ -36,7 +37,8 @@ struct LogsCommand: ParsableCommand {
     @Option(name: [.short, .customLong("lines")], help: "How many lines.") var lines = 50
     @Argument var unit: String
     func run() throws {
-        let reply = try options.call("GetUnitLogs", ["name": .string(unit), "lines": .number(Double(lines))])
+        let name = UnitNames.normalize(unit)
+        let reply = try options.call("GetUnitLogs", ["name": .string(name), "lines": .number(Double(lines))], unit: name)
         options.emit(.object(reply)) { (reply["lines"]?.array ?? []).map(\.plain).joined(separator: "\n") }
     }
 }

@@ -19,7 +19,7 @@ NotifyAccess=all
 UNIT
 }
 count() { ferryctl fdstore "$1" --json | tr ',' '\n' | grep -c '"name"'; }
-state() { ferryctl status "$1" | awk '$1 == "active" || $1 == "sub" { printf "%s%s", sep, $2; sep = " " }'; }
+state() { ferryctl show "$1" -p ActiveState -p SubState --value | awk '{ printf "%s%s", sep, $0; sep = " " }'; }
 
 # Wait for ferryd (PID 1) to answer.
 i=0; while ! ferryctl status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && { result ferryd FAIL "no answer"; exit 1; }; sleep 0.1; done
@@ -54,8 +54,8 @@ dmesg | grep -E 'luo: Retrieved' | sed 's/^/FERRY-VM dmesg: /'
 ferryctl status --json | sed 's/^/FERRY-VM status: /'
 
 expect kexec-count 1 "$(ferryctl status --json | tr ',' '\n' | grep kexecCount | tr -dc 0-9)"
-i=0; while ! ferryctl status cache.service 2>/dev/null | grep -q '^status .*verified'; do i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.1; done
-expect cache-verified "verified 1048576 bytes" "$(ferryctl status cache.service | sed -n 's/^status *//p')"
+i=0; while ! ferryctl show cache.service -p StatusText --value 2>/dev/null | grep -q 'verified'; do i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.1; done
+expect cache-verified "verified 1048576 bytes" "$(ferryctl show cache.service -p StatusText --value)"
 ferryctl last-update | sed "s/^/FERRY-VM timings: /"
 unit test check luosession
 unit hijack check-hijack luosession
@@ -99,8 +99,8 @@ ExecStart=/bin/sh -c 'setsid /bin/ferryctl test-service notify escaped; setsid s
 UNIT
 ferryctl daemon-reload
 ferryctl start escape.service >/dev/null
-i=0; while ! ferryctl status escape.service | grep -q '^status *escaped'; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done
-expect escaped-notify-attributed escaped "$(ferryctl status escape.service | sed -n 's/^status *//p')"
+i=0; while ! ferryctl show escape.service -p StatusText --value | grep -q '^escaped'; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done
+expect escaped-notify-attributed escaped "$(ferryctl show escape.service -p StatusText --value)"
 ferryctl stop escape.service >/dev/null
 sleep 0.2
 expect escaped-process-stopped gone "$(if [ -d /proc/$(cat /run/escaped.pid) ]; then echo alive; else echo gone; fi)"
