@@ -5,6 +5,7 @@
 // 1. fd-store ingestion: K services each store M memfds over the notify socket; fds per second
 //    through ferryd next to a bare recvmsg loop on the same kind of socket fed by the same sender.
 // 2. ferryd's resident memory idle and while holding 10,000 fds.
+import ArgumentParser
 import FerryJSON
 import FerryControl
 import FerrySystem
@@ -14,28 +15,35 @@ import SystemPackage
 import Glibc
 #endif
 
-struct Options {
-    var services = 10
-    var fds = 200
-    var runs = 3
-    var liveUpdate = true
-    var liveUpdateSizes = [1000, 10_000]
-    init(_ arguments: [String]) {
-        var iterator = arguments.makeIterator()
-        while let argument = iterator.next() {
-            switch argument {
-            case "--services": services = Int(iterator.next() ?? "") ?? services
-            case "--fds": fds = Int(iterator.next() ?? "") ?? fds
-            case "--runs": runs = Int(iterator.next() ?? "") ?? runs
-            case "--no-live-update": liveUpdate = false
-            case "--live-update-fds": liveUpdateSizes = (iterator.next() ?? "").split(separator: ",").compactMap { Int($0) }
-            default: fatalError("unknown argument \(argument)")
-            }
-        }
+/// ferry-bench's command line.
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry-bench",
+        abstract: "Measure ferryd: fd-store ingestion, resident memory, and live-update phases, each next to a baseline.",
+        discussion: """
+            Builds a small C sender (Benchmarks/fdstore-sender.c, with libsystemd: needs libsystemd-dev and \
+            gcc) and runs ferryd and ferryctl from the folder this program was built in \
+            (swift build -c release --product ferry-bench --product ferryd --product ferryctl).
+            """,
+        version: "ferry-bench \(FerryVersion.current)")
+
+    @Option(help: "Services that store fds at once.") var services = 10
+    @Option(help: "Memfds each service stores.") var fds = 200
+    @Option(help: "Runs per measurement (the median is reported).") var runs = 3
+    @Flag(name: .customLong("no-live-update"), help: "Skip the live-update measurement.") var skipLiveUpdate = false
+    @Option(name: .customLong("live-update-fds"), help: "Stored fds per live-update run, comma-separated.")
+    var liveUpdateFDs = "1000,10000"
+
+    var liveUpdate: Bool { !skipLiveUpdate }
+    var liveUpdateSizes: [Int] { liveUpdateFDs.split(separator: ",").compactMap { Int($0) } }
+
+    func validate() throws {
+        guard services > 0, fds > 0, runs > 0 else { throw ValidationError("--services, --fds and --runs must be positive") }
+        guard !liveUpdateSizes.isEmpty || skipLiveUpdate else { throw ValidationError("--live-update-fds takes numbers, e.g. 1000,10000") }
     }
 }
 
-let options = Options(Array(CommandLine.arguments.dropFirst()))
+let options = Options.parseOrExit()
 // Lines appear as they are measured, also when stdout is a file.
 func print(_ text: String) {
     var bytes = Array((text + "\n").utf8)
@@ -44,6 +52,10 @@ func print(_ text: String) {
 ResourceLimits.raiseDescriptorLimit()
 let work = makeTemporaryDirectory()
 let sender = "\(work)/fdstore-sender"
+if access("/usr/bin/cc", X_OK) != 0 || access("/usr/include/systemd/sd-daemon.h", R_OK) != 0 {
+    printError("ferry-bench: building its sender needs gcc and libsystemd-dev: apt-get install gcc libsystemd-dev (or run Tests/setup.sh as root)")
+    exit(1)
+}
 run(["/usr/bin/cc", "-O2", "-o", sender, sourceFolder() + "/fdstore-sender.c", "-lsystemd"])
 
 func sourceFolder() -> String {

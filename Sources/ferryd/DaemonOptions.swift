@@ -10,6 +10,7 @@ struct DaemonOptions: Sendable {
     /// How to ask the manager above for a kexec, when it carries the stores.
     var kexecCommand: [String]?
     var help = false
+    var version = false
 
     var controlPath: String { controlSocket ?? "\(runtimeDirectory)/control" }
     var notifyPath: String { notifySocket ?? "\(runtimeDirectory)/notify" }
@@ -29,6 +30,8 @@ struct DaemonOptions: Sendable {
           --kexec-command "COMMAND ARGS"
                              when nested under a manager that carries the stores across a kexec,
                              how to ask it for the kexec (under systemd 261+: systemctl kexec --no-block)
+          -h, --help         this text
+          --version          ferryd's version
         """
 
     struct Invalid: Error, CustomStringConvertible {
@@ -53,6 +56,7 @@ struct DaemonOptions: Sendable {
             case "--liveupdate-emulator": options.emulator = try value(argument)
             case "--kexec-command": options.kexecCommand = try value(argument).split(separator: " ").map(String.init)
             case "-h", "--help": options.help = true
+            case "--version": options.version = true
             default: throw Invalid(description: "unknown argument '\(argument)'")
             }
         }

@@ -1,3 +1,4 @@
+import FerryControl
 import FerrySystem
 
 #if canImport(Glibc)
@@ -18,6 +19,10 @@ do {
 }
 if options.help {
     print(DaemonOptions.usage)
+    exit(0)
+}
+if options.version {
+    print("ferryd \(FerryVersion.current)")
     exit(0)
 }
 do {
