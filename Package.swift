@@ -83,7 +83,7 @@ let package = Package(
             name: "ControlServer",
             dependencies: [
                 "CFerry", "FerrySystem", "FerryJSON", "FerryControl", "FDStore", "Supervisor", "Orchestrator",
-                "LiveUpdateReports",
+                "LiveUpdate", "LiveUpdateReports",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -107,6 +107,7 @@ let package = Package(
             name: "ferry-bench",
             dependencies: [
                 "FerrySystem", "FerryJSON", "FerryControl", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateReports", "ferryd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],

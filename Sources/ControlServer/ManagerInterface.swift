@@ -3,6 +3,7 @@ import FerryControl
 import FerryJSON
 import FerrySystem
 import LiveUpdateReports
+import LiveUpdate
 import Logging
 import Orchestrator
 import Supervisor
@@ -17,18 +18,24 @@ public final class ManagerInterface {
 
         type Unit (name: string, description: string, load: string, active: string, sub: string, result: string,
                    mainPID: ?int, status: ?string, errno: ?int, restarts: int, fdStoreCount: int,
-                   fdStoreMax: int, preserve: string, path: ?string, enabled: bool)
+                   fdStoreMax: int, preserve: string, path: ?string, enabled: bool, failure: ?string)
         type StoredFD (name: string, type: string, inode: int, path: string, size: ?int, sessionName: ?string)
+
+        # What carries a live update here: the kernel (ready, or unavailable and why) or the emulator,
+        # and whether a kernel is loaded for kexec.
+        type LiveUpdateReadiness (backend: string, emulatorSocket: ?string, ready: bool, summary: string,
+                                  kexecLoaded: ?bool, kexec: string, kernelRelease: ?string)
 
         method GetManager() -> (version: string, units: int, kexecCount: int, notifyMessages: int, storedFDs: int,
                                 previousShutdown: object, liveUpdatePhase: ?string, host: string,
-                                upstreamStoredFDs: ?int)
+                                upstreamStoredFDs: ?int, liveUpdate: LiveUpdateReadiness)
         method ListUnits() -> (units: []Unit)
         method GetUnit(name: string) -> (unit: Unit)
         method StartUnit(name: string, noBlock: ?bool) -> (unit: Unit)
         method StopUnit(name: string) -> (unit: Unit)
         method RestartUnit(name: string) -> (unit: Unit)
         method ListFDStore(name: string) -> (unit: string, entries: []StoredFD)
+        # Entries in the order the service stored them.
         # The last lines the unit wrote to stdout or stderr (50 unless `lines` says).
         method GetUnitLogs(name: string, lines: ?int) -> (unit: string, lines: []string)
         method CleanUnit(name: string) -> (unit: Unit)
@@ -52,7 +59,8 @@ public final class ManagerInterface {
         error NoSuchUnit (name: string)
         error InvalidUnitName (name: string)
         error UnitBusy (name: string, state: string)
-        error StartFailed (name: string, reason: string)
+        # `reason` is the unit's result (exec, resources, timeout, …); `detail` what failed, when known.
+        error StartFailed (name: string, reason: string, detail: ?string)
         error PermissionDenied (method: string)
         error LiveUpdateFailed (report: object)
         # A live update is under way: changes wait until it hands over or rolls back.
@@ -76,6 +84,8 @@ public final class ManagerInterface {
         public var path: String?
         /// Linked into a target's .wants/ or .requires/ folder.
         public var enabled: Bool
+        /// Why the last start could not run a program (e.g. ENOENT).
+        public var failure: String?
 
         init(_ service: Service, enabled: Bool) {
             self.enabled = enabled
@@ -93,6 +103,7 @@ public final class ManagerInterface {
             fdStoreMax = service.store.limit
             preserve = service.config.fdStorePreserve.rawValue
             path = service.path
+            failure = service.startFailure
         }
     }
 
@@ -152,6 +163,7 @@ public final class ManagerInterface {
                 "liveUpdatePhase": orchestrator.phase.map { .string($0.rawValue) } ?? .null,
                 "host": .string(hostDescription),
                 "upstreamStoredFDs": manager.stores.upstream.map { .number(Double($0.count)) } ?? .null,
+                "liveUpdate": JSONValue.from(LiveUpdateReadiness.check(orchestrator.backend)),
             ]))
         case "ListUnits":
             manager.units.loadAll()
@@ -259,9 +271,7 @@ public final class ManagerInterface {
             if succeeded {
                 responder.reply(unitReply(service))
             } else {
-                responder.reply(.failure("\(Self.interfaceName).StartFailed", [
-                    "name": .string(service.name.full), "reason": .string(service.result),
-                ]))
+                responder.reply(startFailed(service))
             }
         }
         if noBlock { responder.reply(unitReply(service)) }
@@ -278,13 +288,13 @@ public final class ManagerInterface {
 
     private func settle(_ service: Service) {
         guard !service.state.isTransient || service.state.sub == .autoRestart else { return }
+        // The stop half of a restart: the caller waits for the start.
+        if service.startAfterStop { return }
         let ready = waiting.filter { $0.unit == service.name }
         waiting.removeAll { $0.unit == service.name }
         for entry in ready {
             if entry.starting && (service.state.active == .failed || service.state.sub == .autoRestart) {
-                entry.responder.reply(.failure("\(Self.interfaceName).StartFailed", [
-                    "name": .string(service.name.full), "reason": .string(service.result),
-                ]))
+                entry.responder.reply(startFailed(service))
             } else {
                 entry.responder.reply(unitReply(service))
             }
@@ -308,6 +318,13 @@ public final class ManagerInterface {
             return
         }
         body(service)
+    }
+
+    private func startFailed(_ service: Service) -> Varlink.Reply {
+        .failure("\(Self.interfaceName).StartFailed", [
+            "name": .string(service.name.full), "reason": .string(service.result),
+            "detail": service.startFailure.map { .string($0) } ?? .null,
+        ])
     }
 
     private func unitReply(_ service: Service) -> Varlink.Reply {

@@ -41,10 +41,15 @@ public struct KernelFacts: Hashable, Sendable {
         return KernelFacts(
             release: release,
             commandLine: KernelBackend.readCommandLine(),
-            configuration: nodePresent ? nil : release.flatMap { FileIO.text(ofFile: "/boot/config-\($0)", limit: 4 << 20) },
+            configuration: nodePresent ? nil : bootConfiguration,
             miscDeviceRegistered: access("/sys/class/misc/liveupdate", F_OK) == 0,
             deviceNodePresent: nodePresent,
             kexecLoaded: kexec.map { $0.hasPrefix("1") })
+    }
+
+    /// The running kernel's `/boot/config-<release>`, read once: it cannot change while it runs.
+    private static let bootConfiguration: String? = currentRelease().flatMap {
+        FileIO.text(ofFile: "/boot/config-\($0)", limit: 4 << 20)
     }
 
     /// `uname -r`.

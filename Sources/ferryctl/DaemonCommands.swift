@@ -123,7 +123,8 @@ enum UnitStatus {
             loaded += " (\(path)\(enabled.map { "; \($0)" } ?? ""))"
         }
         line("Loaded", loaded)
-        var state = "\(active) (\(info["sub"]?.plain ?? "?"))"
+        let sub = info["sub"]?.plain ?? "?"
+        var state = sub == active ? active : "\(active) (\(sub))"
         if let result = info["result"]?.string, result != "success" { state += " (Result: \(result))" }
         line("Active", state)
         if let failure = info["failure"]?.string { line("Failure", failure) }

@@ -76,6 +76,10 @@ final class Daemon {
             let underSystemd = host.kind == .systemd
             orchestrator.managerAbove = .init(name: underSystemd ? "systemd" : "the manager above",
                                               kexecCommand: options.kexecCommand ?? (underSystemd ? ["systemctl", "kexec", "--no-block"] : nil))
+            logger.info("live update: \(orchestrator.managerAbove!.name) carries the stores and performs the kexec")
+        } else {
+            let readiness = LiveUpdateReadiness.check(backend)
+            logger.log(level: readiness.ready ? .info : .notice, "live update: \(readiness.summary); kexec: \(readiness.kexec)")
         }
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
         interface.hostDescription = host.description

@@ -50,7 +50,7 @@ import Glibc
     }
 
     /// A message systemd would take (CRLF, a bad line, one trailing NUL) stores its fd here too.
-    @Test func aBadLineDoesNotCostTheFd() throws {
+    @Test(.needs(.pythonSystemd)) func aBadLineDoesNotCostTheFd() throws {
         let ferryd = try FerrydInstance(units: [:])
         let bytes = Array("FDSTORE=1\r\nFDNAME=kept\r\nno equals sign\r\nSTATUS=".utf8) + [0xFF] + Array("\n".utf8) + [0]
         ferryd.writeUnit("lenient.service", toolUnit("raw \(Self.hex(bytes)) 1 barrier ready sleep"))

@@ -15,7 +15,7 @@ import Glibc
         ferryd.writeUnit("a.service", toolUnit("report \(report) store state hello store other world barrier ready exit 0"))
         #expect(try ferryd.start("a.service") == "active (running)")
         #expect(ferryd.waitUntil { try ferryd.state("a.service") == "inactive (dead-resources-pinned)" })
-        #expect(try ferryd.storeNames("a.service") == ["other", "state"])
+        #expect(try ferryd.storeNames("a.service") == ["state", "other"], "in the order stored")
         let first = try #require(Report.read(report))
         #expect(first.listenFDs == 0)
 
@@ -52,7 +52,7 @@ import Glibc
         _ = try ferryd.start("b.service")
         #expect(ferryd.waitUntil { try ferryd.state("b.service") == "inactive (dead-resources-pinned)" })
         // Both x removed by name, the second copy of d dropped, the invalid name stored as "stored".
-        #expect(try ferryd.storeNames("b.service") == ["stored", "d"])
+        #expect(try ferryd.storeNames("b.service") == ["d", "stored"])
         #expect(ferryd.log.contains("b.service: FDSTORE=1 without any fd, ignored"))
         #expect(ferryd.log.contains("b.service: invalid FDNAME='bad:name'"))
     }
@@ -63,7 +63,7 @@ import Glibc
                                                extra: "FileDescriptorStoreMax=2"))
         _ = try ferryd.start("c.service")
         #expect(ferryd.waitUntil { try ferryd.state("c.service") == "inactive (dead-resources-pinned)" })
-        #expect(try ferryd.storeNames("c.service") == ["b", "a"])
+        #expect(try ferryd.storeNames("c.service") == ["a", "b"])
         #expect(ferryd.log.contains("c.service: cannot store more fds than FileDescriptorStoreMax=2"))
     }
 

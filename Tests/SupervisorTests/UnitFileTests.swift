@@ -54,7 +54,10 @@ import Glibc
         #expect(argv0.arguments == ["myname", "-c", "true"])
         let searched = try ExecCommand.parse("sh -c true", environment: [:]).get()
         #expect(searched.path.hasSuffix("/sh"))
-        #expect(throws: ParseError.self) { try ExecCommand.parse("no-such-program-here", environment: [:]).get() }
+        // A bare name found nowhere stays as written, to fail with ENOENT when it starts (as systemd does);
+        // a relative path is refused at once.
+        #expect(try ExecCommand.parse("no-such-program-here", environment: [:]).get().path == "no-such-program-here")
+        #expect(throws: ParseError.self) { try ExecCommand.parse("bin/no-such-program", environment: [:]).get() }
     }
 
     @Test func durations() {

@@ -83,6 +83,7 @@ public final class ProcessLifecycle {
         service.stopRequested = false
         service.commandIndex = 0
         service.statusText = nil
+        service.startFailure = nil
         service.result = "success"
         armStartTimeout(service)
         if !service.config.execStartPre.isEmpty {
@@ -144,12 +145,25 @@ public final class ProcessLifecycle {
 
     /// Spawns `command` in the unit's cgroup (when tracked); nil (with `result` set) when it could not.
     func spawn(_ command: ExecCommand, for service: Service, handingStore: Bool) -> pid_t? {
+        var command = command
+        if !command.path.hasPrefix("/") {
+            // A program named without a path is looked up when it starts (it may have been installed since).
+            guard let found = ExecCommand.resolve(command.path) else {
+                let failure = "\(command.path): \(Errno.noSuchFileOrDirectory) (ENOENT): not found in \(ExecCommand.searchPath.joined(separator: ":"))"
+                logger.error("\(service.name): failed to start \(failure)")
+                service.result = "exec"
+                service.startFailure = failure
+                return nil
+            }
+            command.path = found
+        }
         var request: SpawnRequest
         do throws(ParseError) {
             request = try spawnRequest(for: service, command: command, handingStore: handingStore)
         } catch {
             logger.error("\(service.name): \(error)")
             service.result = "resources"
+            service.startFailure = "\(error)"
             return nil
         }
         // The child writes itself into its cgroup before exec; the fd is closed when this returns.
@@ -164,6 +178,7 @@ public final class ProcessLifecycle {
         } catch {
             logger.error("\(service.name): failed to start \(command.path): \(error.errno.symbolicName) (\(error.errno))")
             service.result = error.errno == .noSuchFileOrDirectory || error.errno == .permissionDenied ? "exec" : "resources"
+            service.startFailure = "\(command.path): \(error.errno) (\(error.errno.symbolicName))"
             return nil
         }
     }
@@ -379,8 +394,10 @@ public final class ProcessLifecycle {
         let clean = exit == .signaled(SIGTERM) || exit == .signaled(SIGKILL) || exit.isSuccess
         if !clean && service.result == "success" { service.result = Self.result(of: exit) }
         let restartNow = service.startAfterStop
-        service.startAfterStop = false
+        // Observers see the stop half of a restart with startAfterStop still set, so that a
+        // caller waiting for the restart is answered when the unit is back, not in between.
         enterFinal(service, failed: service.result != "success", keepStore: restartNow)
+        service.startAfterStop = false
         if restartNow { try? start(service) }
     }
 

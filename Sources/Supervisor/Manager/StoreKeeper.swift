@@ -108,7 +108,9 @@ public final class StoreKeeper {
 
     /// What `ferryctl fdstore` shows.
     public func describe(_ service: Service) -> [FDInfo] {
-        service.store.entries.map { FDInfo.describe($0.descriptor, name: $0.name) }
+        // The store keeps the newest first (the order LISTEN_FDS hands them out); people read
+        // them in the order the service stored them.
+        service.store.entries.reversed().map { FDInfo.describe($0.descriptor, name: $0.name) }
     }
 
     private func watch(_ entry: FDStore.Entry, of service: Service) {

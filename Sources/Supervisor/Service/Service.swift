@@ -20,6 +20,8 @@ public final class Service {
     public internal(set) var processGroup: pid_t?
     public internal(set) var statusText: String?
     public internal(set) var statusErrno: Int32?
+    /// Why the last start could not run a program, e.g. `/opt/x: No such file or directory (ENOENT)`.
+    public internal(set) var startFailure: String?
     public internal(set) var restarts = 0
     public let store: FDStore
 
@@ -30,7 +32,7 @@ public final class Service {
     /// A stop was asked for: the next exit ends the unit instead of restarting it.
     var stopRequested = false
     /// Start again once the stop completes (restart).
-    var startAfterStop = false
+    public internal(set) var startAfterStop = false
     /// Keep the store whatever FileDescriptorStorePreserve= says: a live update is stopping the
     /// unit, and if it fails the unit starts again with everything it stored.
     var holdStoreForLiveUpdate = false

@@ -47,8 +47,10 @@ public struct ExecCommand: Sendable, Equatable {
         if expand, program.contains("$") { program = expandVariables(program, environment).first ?? program }
         if separateArgv0 { words.removeFirst() } else { words[0] = program }
         guard !words.isEmpty else { return .failure(ParseError("'@' needs a program and an argv[0]")) }
-        guard let path = resolve(program) else {
-            return .failure(ParseError("program '\(program)' is not an absolute path and not found in \(searchPath.joined(separator: ":"))"))
+        // A bare name not found now stays as written: it is looked up again at start, and fails
+        // with ENOENT there if it is still missing (the loader warns about it).
+        guard let path = resolve(program) ?? (program.contains("/") ? nil : program) else {
+            return .failure(ParseError("program '\(program)' is neither an absolute path nor a plain name"))
         }
         return .success(ExecCommand(path: path, arguments: words, ignoreFailure: ignoreFailure, expandsVariables: expand))
     }

@@ -112,7 +112,12 @@ public struct ServiceConfig: Sendable, Equatable {
                     continue
                 }
                 switch ExecCommand.parse(value, environment: environment) {
-                case .success(let command): config[keyPath: path].append(command)
+                case .success(let command):
+                    config[keyPath: path].append(command)
+                    if !command.path.hasPrefix("/") {
+                        warnings.append("line \(assignment.line): \(key)=: program '\(command.path)' is not found in "
+                                        + "\(ExecCommand.searchPath.joined(separator: ":")); starting fails with ENOENT until it is installed")
+                    }
                 case .failure(let error): warnings.append("line \(assignment.line): \(key)=: \(error)")
                 }
             }
