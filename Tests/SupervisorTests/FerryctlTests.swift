@@ -209,6 +209,32 @@ import Glibc
         }
     }
 
+    /// docs/man/ferryctl.1 is generated from the argument parser (docs/man/regenerate.sh); it must
+    /// name every command ferryctl offers, with the abstract its help gives.
+    @Test func theManPageKnowsEveryCommand() throws {
+        var root = #filePath
+        for _ in 0..<3 { root = String(root[..<root.lastIndex(of: "/")!]) }
+        let page = readText("\(root)/docs/man/ferryctl.1")
+        try #require(!page.isEmpty, "docs/man/ferryctl.1 is missing")
+        let dump = try Self.run([ferryctlPath, "--experimental-dump-help"])
+        let command = try #require(JSONValue.parse(Array(dump.output.utf8))?["command"])
+        func check(_ command: JSONValue, path: String) {
+            for sub in command["subcommands"]?.array ?? [] where sub["shouldDisplay"]?.bool != false {
+                guard let name = sub["commandName"]?.string, name != "help" else { continue }
+                let listed = page.contains(".It Em \(name)\n")
+                #expect(listed, "ferryctl\(path) \(name) is not in docs/man/ferryctl.1: run docs/man/regenerate.sh")
+                if let abstract = sub["abstract"]?.string {
+                    let current = page.contains(abstract)
+                    #expect(current, "the help of ferryctl\(path) \(name) changed: run docs/man/regenerate.sh")
+                }
+                check(sub, path: "\(path) \(name)")
+            }
+        }
+        check(command, path: "")
+        for other in ["ferry-bench.1", "ferryd.8"] { #expect(!readText("\(root)/docs/man/\(other)").isEmpty, "docs/man/\(other)") }
+        #expect(readText("\(root)/LICENSE").contains("Apache License"))
+    }
+
     @Test func everyToolAnswersVersionAndHelp() throws {
         let version = "\(FerryVersion.current)\n"
         #expect(try Self.run([ferryctlPath, "--version"]).output == "ferryctl " + version)
