@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "LiveUpdateEmulatorTests",
             dependencies: [
-                "LiveUpdateEmulator", "LiveUpdate", "LiveUpdateConformance", "FerrySystem", "CFerry", "ferryctl",
+                "LiveUpdateEmulator", "LiveUpdate", "LiveUpdateConformance", "FerrySystem", "FerryJSON", "CFerry", "ferryctl",
                 "FerryTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

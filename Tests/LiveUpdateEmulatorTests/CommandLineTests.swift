@@ -1,3 +1,4 @@
+import FerryJSON
 import FerrySystem
 import FerryTestSupport
 import LiveUpdate
@@ -31,6 +32,37 @@ import Glibc
         let probe = try Child.spawn([ferryctlPath, "luo", "probe", "--socket", socket])
         #expect(probe.wait() == 0)
         #expect(probe.output.contains("level 7.1"))
+        // The same as JSON, and the readiness check (no device opened) says the emulator answers.
+        let probeJSON = try Child.spawn([ferryctlPath, "luo", "probe", "--socket", socket, "--json"])
+        #expect(probeJSON.wait() == 0)
+        #expect(JSONValue.parse(Array(probeJSON.output.utf8))?["level"]?.string == "7.1", "\(probeJSON.output)")
+        let check = try Child.spawn([ferryctlPath, "luo", "check", "--socket", socket])
+        #expect(check.wait() == 0)
+        #expect(check.output.contains("live update  emulator at \(socket)") && check.output.contains("ready: yes"), "\(check.output)")
+        let phaseJSON = try Child.spawn([ferryctlPath, "conformance", "--socket", socket, "--phase", "1", "--only",
+                                         "device-second-open-ebusy", "--json"])
+        _ = phaseJSON.wait()
+        let results = JSONValue.parse(Array(phaseJSON.output.utf8))
+        #expect(results?["level"]?.string == "7.1", "\(phaseJSON.output.suffix(500))")
+        #expect(results?["results"]?.array != nil)
+        let statusJSON = try Child.spawn([ferryctlPath, "emulator", "status", "--socket", socket, "--json"])
+        #expect(statusJSON.wait() == 0)
+        #expect(JSONValue.parse(Array(statusJSON.output.utf8))?.object != nil)
+    }
+
+    @Test func aHostWithoutLUOSaysWhy() throws {
+        // No emulator named: the kernel. This machine may or may not be ready; either way the check
+        // answers without opening the device, and agrees with the library.
+        let check = try Child.spawn([ferryctlPath, "luo", "check", "--json"])
+        let status = check.wait()
+        let readiness = LiveUpdateReadiness.check(KernelBackend())
+        #expect(status == (readiness.ready ? 0 : 1))
+        let answer = JSONValue.parse(Array(check.output.utf8))
+        #expect(answer?["summary"]?.string == readiness.summary, "\(check.output)")
+        #expect(answer?["ready"]?.bool == readiness.ready)
+        let missing = try Child.spawn([ferryctlPath, "luo", "check", "--socket", "/nonexistent/ferry-luo.sock"])
+        #expect(missing.wait() == 1)
+        #expect(missing.output.contains("no LUO emulator answers at /nonexistent/ferry-luo.sock (ENOENT)"))
     }
 
     @Test(.needs(.utilLinux)) func anEmulatorOutOfDescriptorsAnswersENOMEMAndNeverHangs() throws {
@@ -72,5 +104,10 @@ import Glibc
         #expect(output.contains("demo-vmm.service: verified 65536 bytes"))
         #expect(output.contains("first service ready"))
         #expect(output.contains("demo: verified: every byte came back"))
+        let json = try Child.spawn([ferryctlPath, "demo", "--size", "4096", "--json"])
+        #expect(json.wait() == 0)
+        let summary = JSONValue.parse(Array(json.output.utf8))
+        #expect(summary?["verified"]?.bool == true, "\(json.output)")
+        #expect(summary?["units"]?["demo-cache.service"]?.string == "verified 4096 bytes")
     }
 }
