@@ -112,6 +112,7 @@ public final class ManagerInterface {
     let logger: Logger
     /// Start/stop callers waiting for the unit to settle.
     private var waiting: [(unit: UnitName, starting: Bool, responder: VarlinkServer.Responder)] = []
+    private var readiness: (at: Duration, value: JSONValue)?
     /// Where ferryd runs and who carries its stores across a kexec (GetManager's `host`).
     public var hostDescription = ""
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
@@ -163,7 +164,7 @@ public final class ManagerInterface {
                 "liveUpdatePhase": orchestrator.phase.map { .string($0.rawValue) } ?? .null,
                 "host": .string(hostDescription),
                 "upstreamStoredFDs": manager.stores.upstream.map { .number(Double($0.count)) } ?? .null,
-                "liveUpdate": JSONValue.from(LiveUpdateReadiness.check(orchestrator.backend)),
+                "liveUpdate": liveUpdateReadiness(),
             ]))
         case "ListUnits":
             manager.units.loadAll()
@@ -318,6 +319,15 @@ public final class ManagerInterface {
             return
         }
         body(service)
+    }
+
+    /// The live update readiness, looked up at most once a second: GetManager is what clients poll.
+    private func liveUpdateReadiness() -> JSONValue {
+        let now = MonotonicClock.now()
+        if let cached = readiness, now - cached.at < .seconds(1) { return cached.value }
+        let value = JSONValue.from(LiveUpdateReadiness.check(orchestrator.backend))
+        readiness = (now, value)
+        return value
     }
 
     private func startFailed(_ service: Service) -> Varlink.Reply {
