@@ -20,9 +20,15 @@ struct KexecCommand: ParsableCommand {
             (ferryd running against the LUO emulator) the reboot is a simulated kexec, ferryd starts \
             again as on a fresh boot, restores, and the phase timings are printed.
 
-            --dry-run stops nothing: it says, for every unit and stored fd, whether it would survive             and why not (each fd is tried in a scratch LUO session where the backend allows), the memory             the kernel would pin, and what the target kernel needs. With --require-all, or for units             with X-FerryRequired=yes, any loss is a no-go (a real update then rolls back before the point             of no return).
+            --dry-run stops nothing: it says, for every unit and stored fd, whether it would survive \
+            and why not (each fd is tried in a scratch LUO session where the backend allows), the memory \
+            the kernel would pin, and what the target kernel needs. With --require-all, or for units \
+            with X-FerryRequired=yes, any loss is a no-go (a real update then rolls back before the point \
+            of no return).
 
-            Exit status: 0 the update went (or, --dry-run, would go) through; 1 it failed and was rolled             back, or --dry-run says no-go; 2 --dry-run says go with losses; 3 ferryd is not running; 4 not             allowed (root only).
+            Exit status: 0 the update went (or, --dry-run, would go) through; 1 it failed and was rolled \
+            back, --dry-run says no-go, or ferryd is not running; 2 --dry-run says go with losses; 4 not \
+            allowed (root only).
             """)
 
     @OptionGroup var options: ControlOptions
@@ -62,8 +68,8 @@ extension KexecCommand {
         asked["handedOver"] = nil
         let reply = try options.call("Preflight", asked)
         guard let report = reply["preflight"]?.decode(PreflightReport.self) else {
-            printError("ferryctl: Preflight: an answer this ferryctl cannot read")
-            throw ExitCode(1)
+            throw Failure(code: "unreadable-reply", message: "ferryd's Preflight answer is not one this ferryctl can read",
+                          hint: "run the ferryctl that came with this ferryd (ferryctl --version, ferryctl status)")
         }
         options.emit(reply["preflight"] ?? .null) { Self.table(report) }
         switch report.verdict {

@@ -10,7 +10,7 @@ import Glibc
 
 /// What an unlucky operator or a hostile unit must not be able to do (issue: hardening).
 @Suite struct FerrydHardeningTests {
-    @Test func aRealKexecOnTheEmulatorIsRefused() throws {
+    @Test(.needs(.pythonSystemd)) func aRealKexecOnTheEmulatorIsRefused() throws {
         try withEmulator { emulator in
             let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
             ferryd.writeUnit("up.service", toolUnit("ready sleep"))
@@ -32,7 +32,7 @@ import Glibc
         #expect(try ferryd.call("GetUnitLogs", ["name": .string("x.service"), "lines": .string("5")]).error == "org.varlink.service.InvalidParameter")
     }
 
-    @Test func stoppingWithoutExitingIsKilledAtTheStopTimeout() throws {
+    @Test(.needs(.pythonSystemd)) func stoppingWithoutExitingIsKilledAtTheStopTimeout() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("lingering.service", toolUnit("ready ignoreterm notify STOPPING=1 sleep", extra: "TimeoutStopSec=300ms"))
         _ = try ferryd.start("lingering.service")
@@ -40,7 +40,7 @@ import Glibc
         #expect(try ferryd.unit("lingering.service")["result"]?.string == "timeout")
     }
 
-    @Test func reloadingWithoutReadyEnds() throws {
+    @Test(.needs(.pythonSystemd)) func reloadingWithoutReadyEnds() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("reload.service", toolUnit("ready notify RELOADING=1 sleep", extra: "TimeoutStartSec=300ms"))
         _ = try ferryd.start("reload.service")
@@ -70,7 +70,7 @@ import Glibc
         #expect(try ferryd.call("GetManager").parameters["units"]?.number == 0)
     }
 
-    @Test func statusTextCannotDriveATerminal() throws {
+    @Test(.needs(.pythonSystemd)) func statusTextCannotDriveATerminal() throws {
         let ferryd = try FerrydInstance(units: [:])
         ferryd.writeUnit("loud.service", toolUnit("status \u{1B}]0;owned\u{07}\u{1B}[2Jdone ready sleep"))
         _ = try ferryd.start("loud.service")

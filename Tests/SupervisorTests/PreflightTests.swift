@@ -15,7 +15,7 @@ import Glibc
     /// unit/name of each entry, sorted (names repeat: many.service stores every fd as "bulk").
     static func lostSet(_ entries: [(String, String)]) -> [String] { entries.map { "\($0.0)/\($0.1)" }.sorted() }
 
-    @Test func theDryRunAgreesWithTheRehearsalEntryByEntry() throws {
+    @Test(.needs(.pythonSystemd)) func theDryRunAgreesWithTheRehearsalEntryByEntry() throws {
         // 6.19: 128 files per session, so 130 memfds (with the mapping) need two sessions.
         try withEmulator(.v6_19) { emulator in
             let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
@@ -54,7 +54,7 @@ import Glibc
         }
     }
 
-    @Test func aRequiredUnitOrRequireAllMakesALossAbortTheUpdate() throws {
+    @Test(.needs(.pythonSystemd)) func aRequiredUnitOrRequireAllMakesALossAbortTheUpdate() throws {
         try withEmulator { emulator in
             let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
             ferryd.writeUnit("vm.service", toolUnit("store ram bytes storepipe0 console barrier ready sleep", extra: "X-FerryRequired=yes"))
