@@ -17,6 +17,10 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 if [ "$run_vm" = 1 ]; then Tests/setup.sh; else Tests/setup.sh --no-vm; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run-all: not root: the process-level tests start and stop units, which ferryd allows only to root," \
+       "and drop privileges with setpriv; expect them to fail (run: sudo Tests/run-all.sh)"
+fi
 
 log=$(mktemp /tmp/ferry-swift-test.XXXXXX.log)
 swift test 2>&1 | tee "$log" | grep -v -E '^(◇|↳)' || true
@@ -37,7 +41,11 @@ fi
 
 vm_result="not run (--no-vm)"
 if [ "$run_vm" = 1 ]; then
-  if missing=$(Tests/setup.sh --check vm); then
+  if [ "$(id -u)" -ne 0 ]; then
+    # It fetches Debian's kernel source with apt-get and caches the kernel in /var/cache/ferry-vm.
+    vm_result="skipped: needs root (sudo Tests/run-all.sh, or Tests/VM/run-vm-test.sh as root)"
+    echo "run-all: VM test $vm_result"
+  elif missing=$(Tests/setup.sh --check vm); then
     if Tests/VM/run-vm-test.sh; then vm_result=passed; else vm_result=failed; fi
   else
     vm_result="skipped: needs $missing (apt-get install $missing, or run Tests/setup.sh as root)"
