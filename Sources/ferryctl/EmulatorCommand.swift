@@ -38,7 +38,13 @@ struct EmulatorCommand: ParsableCommand {
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             // Blocked before the server thread starts, so that only sigwait below receives them.
             var signals = blockTerminationSignals()
-            let host = try EmulatorHost(socketPath: socket, profile: EmulatorProfile(level))
+            let host: EmulatorHost
+            do {
+                host = try EmulatorHost(socketPath: socket, profile: EmulatorProfile(level))
+            } catch {
+                throw Failure(code: "cannot-listen", message: "the emulator cannot listen on \(socket): \(error)",
+                              hint: "the folder must exist and be writable, and no other emulator may use the socket")
+            }
             var received: CInt = 0
             sigwait(&signals, &received)
             host.stop()

@@ -43,8 +43,9 @@ do {
     let status = Ferryctl.exitCode(for: error)
     if jsonRequested && !(error is ExitCode) && status != .success {
         let message = Ferryctl.message(for: error)
-        Failure(code: "usage", message: message.isEmpty ? "\(error)" : message, hint: "ferryctl help shows the commands",
-                exitStatus: status.rawValue).report(json: true)
+        let usage = status == .validationFailure
+        Failure(code: usage ? "usage" : "error", message: message.isEmpty ? "\(error)" : message,
+                hint: usage ? "ferryctl help shows the commands" : nil, exitStatus: status.rawValue).report(json: true)
         exit(status.rawValue)
     }
     Ferryctl.exit(withError: error)

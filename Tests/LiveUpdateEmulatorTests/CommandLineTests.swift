@@ -50,6 +50,18 @@ import Glibc
         #expect(JSONValue.parse(Array(statusJSON.output.utf8))?.object != nil)
     }
 
+    @Test func anEmulatorThatCannotListenSaysWhereAndWhy() throws {
+        let text = try Child.spawn([ferryctlPath, "emulator", "serve", "--socket", "/nonexistent/dir/luo.sock"])
+        #expect(text.wait() == 1)
+        #expect(text.output.contains("the emulator cannot listen on /nonexistent/dir/luo.sock: bind: ENOENT"), "\(text.output)")
+        let json = try Child.spawn([ferryctlPath, "emulator", "serve", "--socket", "/nonexistent/dir/luo.sock", "--json"])
+        #expect(json.wait() == 1)
+        #expect(JSONValue.parse(Array(json.output.utf8))?["error"]?["code"]?.string == "cannot-listen", "\(json.output)")
+        let runtime = try Child.spawn([ferryctlPath, "conformance", "--emulated", "9.9", "--json"])
+        #expect(runtime.wait() == 64)
+        #expect(JSONValue.parse(Array(runtime.output.utf8))?["error"]?["code"]?.string == "usage", "\(runtime.output)")
+    }
+
     @Test func aHostWithoutLUOSaysWhy() throws {
         // No emulator named: the kernel. This machine may or may not be ready; either way the check
         // answers without opening the device, and agrees with the library.
