@@ -34,8 +34,8 @@ public final class ManagerInterface {
         method StartUnit(name: string, noBlock: ?bool) -> (unit: Unit)
         method StopUnit(name: string) -> (unit: Unit)
         method RestartUnit(name: string) -> (unit: Unit)
-        method ListFDStore(name: string) -> (unit: string, entries: []StoredFD)
         # Entries in the order the service stored them.
+        method ListFDStore(name: string) -> (unit: string, entries: []StoredFD)
         # The last lines the unit wrote to stdout or stderr (50 unless `lines` says).
         method GetUnitLogs(name: string, lines: ?int) -> (unit: string, lines: []string)
         method CleanUnit(name: string) -> (unit: Unit)
