@@ -21,7 +21,8 @@ struct ControlOptions: ParsableArguments {
         return "/run/ferry/control"
     }
 
-    /// Calls ferryd; exits 3 with a clear message when it is not running, 1 on an error reply.
+    /// Calls ferryd (a bare method name is io.ferry.Manager's); exits 3 with a clear message when
+    /// it is not running, 1 on an error reply.
     func call(_ method: String, _ parameters: [String: JSONValue] = [:]) throws -> [String: JSONValue] {
         var client: VarlinkClient
         do throws(SystemCallError) {
@@ -32,7 +33,8 @@ struct ControlOptions: ParsableArguments {
         }
         let reply: Varlink.Reply
         do throws(SystemCallError) {
-            reply = try client.call(Varlink.Call(method: "io.ferry.Manager.\(method)", parameters: parameters))
+            reply = try client.call(Varlink.Call(method: method.contains(".") ? method : "io.ferry.Manager.\(method)",
+                                                 parameters: parameters))
         } catch {
             printError("ferryctl: \(method): \(error)")
             throw ExitCode(3)

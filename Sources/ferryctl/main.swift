@@ -10,7 +10,8 @@ struct Ferryctl: ParsableCommand {
             FDStoreCommand.self, CleanCommand.self, DaemonReloadCommand.self, DaemonReexecCommand.self,
             KexecCommand.self, LastUpdateCommand.self, DemoCommand.self, TestServiceCommand.self, DemoServiceCommand.self,
             ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self, EnableCommand.self, DisableCommand.self,
-            LogsCommand.self,
+            LogsCommand.self, HistoryCommand.self,
+            MetricsCommand.self,
         ]
     )
 }
