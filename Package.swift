@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "ObservabilityTests",
             dependencies: ["Observability", "UpdateTimeline", "LiveUpdateReports", "FerryJSON", "FerrySystem",
-                           "FerryControl", "FerryTestSupport", "ferryd", "ferryctl", "LiveUpdateEmulator"]
+                           "FerryTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "LiveUpdateTests",

@@ -9,8 +9,9 @@ import Glibc
 
 /// `history.json` in the state folder (default /var/lib/ferry): read at start, replaced
 /// atomically after every change, bounded in size.
-public struct HistoryStore: Sendable {
+public struct HistoryStore {
     public let folder: String
+    private let encoding = HistoryEncoding()
     public var path: String { "\(folder)/history.json" }
     /// The file never grows past this; the oldest records go first.
     public static let maximumBytes = 512 << 10
@@ -35,24 +36,18 @@ public struct HistoryStore: Sendable {
 
     public func save(_ history: UpdateHistory) throws(SystemCallError) {
         try AtomicFile.makeFolders(folder)
-        try AtomicFile.write(Self.encode(history, within: Self.maximumBytes), to: path)
+        try AtomicFile.write(encoding.encode(history, within: Self.maximumBytes), to: path)
     }
 
     /// The newest records that fit in `limit` bytes (the totals are always kept).
     public static func encode(_ history: UpdateHistory, within limit: Int) -> [UInt8] {
-        var bounded = history
-        while true {
-            let bytes = Array(JSONValue.from(bounded).encodedString().utf8)
-            if bytes.count <= limit || bounded.updates.isEmpty { return bytes }
-            bounded.updates.removeFirst(max(1, bounded.updates.count / 4))
-        }
+        HistoryEncoding().encode(history, within: limit)
     }
 
     /// The part of the history that rides `state.ferry` across a kexec.
     public static func carried(_ history: UpdateHistory) -> JSONValue {
         var bounded = history
         bounded.trim(to: carriedRecords)
-        let bytes = encode(bounded, within: carriedBytes)
-        return JSONValue.parse(bytes) ?? .null
+        return JSONValue.parse(encode(bounded, within: carriedBytes)) ?? .null
     }
 }

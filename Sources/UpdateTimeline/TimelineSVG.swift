@@ -10,7 +10,9 @@ public enum TimelineSVG {
         header(record, &svg)
         axis(layout, &svg)
         for (row, phase) in record.phases.enumerated() { phaseBar(phase, row: row, layout, &svg) }
-        for (row, service) in record.services.enumerated() { serviceBar(service, row: row, layout, &svg) }
+        for (row, service) in record.services.enumerated() {
+            serviceBar(service, row: row, rolledBack: record.outcome == .rolledBack, layout, &svg)
+        }
         legend(layout, &svg)
         return svg.finish()
     }
@@ -41,20 +43,23 @@ public enum TimelineSVG {
         let y = layout.rowY(row)
         let x = layout.x(phase.startUs)
         let width = max(1, layout.x(phase.startUs + phase.durationUs) - x)
-        let label = "\(phase.name) \(TimelineLayout.milliseconds(phase.durationUs)) ms"
+        let name = phase.name == "ready" ? "first ready" : phase.name
+        let label = "\(name) \(TimelineLayout.milliseconds(phase.durationUs)) ms"
         svg.open("g", ["class": "phase", "data-phase": phase.name])
         svg.element("title", text: label)
-        svg.text(phase.name, x: 16, y: y + 14, size: 12)
+        svg.text(name, x: 16, y: y + 14, size: 12)
         svg.rect(x: x, y: y + 2, width: width, height: layout.barHeight, fill: Palette.phase(phase.name))
         svg.text(label, x: x + width + 4, y: y + 14, size: 11, fill: "#333333")
         svg.close("g")
     }
 
-    private static func serviceBar(_ service: UpdateRecord.Service, row: Int, _ layout: TimelineLayout, _ svg: inout SVGWriter) {
+    private static func serviceBar(_ service: UpdateRecord.Service, row: Int, rolledBack: Bool, _ layout: TimelineLayout,
+                                   _ svg: inout SVGWriter) {
         let y = layout.serviceY(row)
         svg.open("g", ["class": "service", "data-unit": service.unit])
         svg.element("title", text: serviceTitle(service))
-        svg.text(service.unit, x: 16, y: y + 14, size: 12, fill: service.back ? "#000000" : "#b00020")
+        let fine = service.back || rolledBack
+        svg.text(service.unit, x: 16, y: y + 14, size: 12, fill: fine ? "#000000" : "#b00020")
         let stopped = service.stoppedUs ?? 0
         svg.rect(x: layout.x(0), y: y + 2, width: max(1, layout.x(stopped) - layout.x(0)), height: layout.barHeight,
                  fill: Palette.stopping)
@@ -68,8 +73,9 @@ public enum TimelineSVG {
             end = ready
         }
         let note = service.back ? "\(TimelineLayout.milliseconds(service.readyUs ?? 0)) ms"
+            : rolledBack ? "started again by the rollback"
             : service.failed ? "failed" : service.startedUs == nil ? "not started" : "not ready"
-        svg.text(note, x: layout.x(end) + 4, y: y + 14, size: 11, fill: service.back ? "#333333" : "#b00020")
+        svg.text(note, x: layout.x(end) + 4, y: y + 14, size: 11, fill: fine ? "#333333" : "#b00020")
         svg.close("g")
     }
 
