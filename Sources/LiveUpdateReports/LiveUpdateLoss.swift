@@ -39,3 +39,15 @@ public struct LiveUpdateLoss: Codable, Sendable, Equatable {
     /// Whether the configuration asked for this fd to cross the kexec (so losing it is a loss).
     public var wasMeantToCross: Bool { reason != .preserveMode }
 }
+
+/// Every key always written, null when unknown (see UpdateRecord's encoding).
+extension LiveUpdateLoss {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(unit, forKey: .unit)
+        try container.encode(name, forKey: .name)
+        try container.encode(count, forKey: .count)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(detail, forKey: .detail)
+    }
+}

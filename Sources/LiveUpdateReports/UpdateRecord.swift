@@ -79,3 +79,44 @@ public struct UpdateRecord: Codable, Sendable, Equatable {
 
     public var servicesBack: Int { services.filter(\.back).count }
 }
+
+/// Every key is always written, null when unknown: scripts (jq, Ansible) can read any field of
+/// any record without first asking whether it is there. Decoding stays synthesized (it reads
+/// null and absent alike).
+extension UpdateRecord {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(schema, forKey: .schema)
+        try container.encode(id, forKey: .id)
+        try container.encode(outcome, forKey: .outcome)
+        try container.encode(rehearsal, forKey: .rehearsal)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(startedAtUs, forKey: .startedAtUs)
+        try container.encode(kernelBefore, forKey: .kernelBefore)
+        try container.encode(kernelAfter, forKey: .kernelAfter)
+        try container.encode(kexecCount, forKey: .kexecCount)
+        try container.encode(failure, forKey: .failure)
+        try container.encode(phases, forKey: .phases)
+        try container.encode(blackoutUs, forKey: .blackoutUs)
+        try container.encode(services, forKey: .services)
+        try container.encode(carried, forKey: .carried)
+        try container.encode(carriedCount, forKey: .carriedCount)
+        try container.encode(lost, forKey: .lost)
+        try container.encode(lostCount, forKey: .lostCount)
+        try container.encode(notCarried, forKey: .notCarried)
+        try container.encode(problems, forKey: .problems)
+        try container.encode(settled, forKey: .settled)
+    }
+}
+
+extension UpdateRecord.Service {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(unit, forKey: .unit)
+        try container.encode(stoppedUs, forKey: .stoppedUs)
+        try container.encode(startedUs, forKey: .startedUs)
+        try container.encode(readyUs, forKey: .readyUs)
+        try container.encode(failed, forKey: .failed)
+        try container.encode(back, forKey: .back)
+    }
+}
