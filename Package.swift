@@ -123,6 +123,7 @@ let package = Package(
             name: "ferry-bench",
             dependencies: [
                 "FerrySystem", "FerryJSON", "FerryControl", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateReports", "ferryd",
+                "Observability",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],

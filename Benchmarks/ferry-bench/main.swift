@@ -5,6 +5,7 @@
 // 1. fd-store ingestion: K services each store M memfds over the notify socket; fds per second
 //    through ferryd next to a bare recvmsg loop on the same kind of socket fed by the same sender.
 // 2. ferryd's resident memory idle and while holding 10,000 fds.
+// With --only-observability: what the metrics textfile and the update history cost per write.
 import FerryJSON
 import FerryControl
 import FerrySystem
@@ -19,6 +20,8 @@ struct Options {
     var fds = 200
     var runs = 3
     var liveUpdate = true
+    /// Only the metrics and history figures (ObservabilityBench).
+    var onlyObservability = false
     var liveUpdateSizes = [1000, 10_000]
     init(_ arguments: [String]) {
         var iterator = arguments.makeIterator()
@@ -28,6 +31,7 @@ struct Options {
             case "--fds": fds = Int(iterator.next() ?? "") ?? fds
             case "--runs": runs = Int(iterator.next() ?? "") ?? runs
             case "--no-live-update": liveUpdate = false
+            case "--only-observability": onlyObservability = true
             case "--live-update-fds": liveUpdateSizes = (iterator.next() ?? "").split(separator: ",").compactMap { Int($0) }
             default: fatalError("unknown argument \(argument)")
             }
@@ -42,6 +46,10 @@ func print(_ text: String) {
     _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
 }
 ResourceLimits.raiseDescriptorLimit()
+if options.onlyObservability {
+    ObservabilityBench.measure()
+    exit(0)
+}
 let work = makeTemporaryDirectory()
 let sender = "\(work)/fdstore-sender"
 run(["/usr/bin/cc", "-O2", "-o", sender, sourceFolder() + "/fdstore-sender.c", "-lsystemd"])
