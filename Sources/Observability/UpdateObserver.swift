@@ -26,8 +26,14 @@ public final class UpdateObserver {
     /// Sessions that came back in this boot's restore ("unit\0name").
     private var incoming: Set<String> = []
     private var refresh: TimerFD?
+    /// A write is armed on `refresh` for shortly after a change.
+    private var writePending = false
     /// How often the metrics are refreshed without a state change (stores change without one).
     static let refreshInterval = Duration.seconds(30)
+    /// State changes come in bursts (a live update stops and starts every unit): one write for
+    /// the burst, at most this long after its first change. Rendering and replacing the file
+    /// costs milliseconds (docs/benchmarks.md), which must not land inside a blackout.
+    static let coalesceInterval = Duration.seconds(1)
 
     public init(manager: Manager, orchestrator: LiveUpdateOrchestrator, stateDirectory: String, metricsFile: String?,
                 logger: Logger) {
@@ -40,7 +46,7 @@ public final class UpdateObserver {
         orchestrator.carriedAlong = { [unowned self] in HistoryStore.carried(history) }
         orchestrator.onOutcome = { [unowned self] outcome in ended(outcome) }
         orchestrator.onRestoreReport = { [unowned self] report in restored(report) }
-        manager.observeStates { [unowned self] _ in writeMetrics() }
+        manager.observeStates { [unowned self] _ in scheduleMetrics() }
         armRefresh()
     }
 
@@ -92,6 +98,9 @@ public final class UpdateObserver {
         let before = history.updates.first { $0.id == record.id }
         guard before != record else { return }
         history.record(record)
+        // On disk and in the metrics at once when it appears and when it settles; the readiness
+        // of each unit in between would rewrite both once per unit.
+        guard before == nil || before?.settled != record.settled else { return scheduleMetrics() }
         save()
         writeMetrics()
         if record.settled && before?.settled != true {
@@ -108,6 +117,15 @@ public final class UpdateObserver {
         }
     }
 
+    /// A write soon, once for a burst of changes.
+    private func scheduleMetrics() {
+        guard !writePending, refresh != nil else { return }
+        writePending = true
+        refresh?.arm(after: Self.coalesceInterval)
+    }
+
+    /// One timer for both: the coalesced write after changes, and the periodic refresh. While a
+    /// live update runs nothing is written (its end writes at once).
     private func armRefresh() {
         guard let timer = try? TimerFD() else { return }
         timer.arm(after: Self.refreshInterval)
@@ -115,6 +133,11 @@ public final class UpdateObserver {
         refresh = consume timer
         try? manager.loop.watch(fd, for: .readable) { [unowned self] _ in
             refresh?.acknowledge()
+            if orchestrator.phase != nil {
+                refresh?.arm(after: Self.coalesceInterval)
+                return
+            }
+            writePending = false
             refresh?.arm(after: Self.refreshInterval)
             writeMetrics()
         }
