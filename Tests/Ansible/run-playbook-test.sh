@@ -102,6 +102,7 @@ check "good rollout succeeds (rc $rc)" test "$rc" = 0
 check "host1 went through one live update" test "$(kexecs host1)" = 1
 check "host2 went through one live update" test "$(kexecs host2)" = 1
 check "host1's last update succeeded" test "$(outcome host1)" = succeeded
+check "the preflight ran ferryctl kexec --dry-run" sh -c "grep -A1 'kexec --dry-run says go' '$work/good.log' | grep -q 'ok: \[host1\]'"
 [ "$rc" = 0 ] || tail -40 "$work/good.log"
 
 # 2. host1's reboot fails and its update rolls back: the rollout stops before host2.
