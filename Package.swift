@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // The Prometheus exposition format (it brings swift-metrics and swift-atomics, no swift-nio).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Layer 0: uAPI structs, wrappers for variadic calls and macros, GNU-only calls.
@@ -71,6 +73,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What an update looks like as a picture: the timeline SVG drawn from a history record.
+        .target(name: "UpdateTimeline", dependencies: ["LiveUpdateReports"]),
+        // Beside the orchestrator: the update history (state directory, carried across kexecs),
+        // the Prometheus metrics (textfile collector) and the io.ferry.Observe interface.
+        .target(
+            name: "Observability",
+            dependencies: [
+                "FerrySystem", "FerryJSON", "FerryControl", "FDStore", "LiveUpdate", "Supervisor", "Orchestrator",
+                "LiveUpdateReports", "ControlServer",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The control protocol as a client sees it: Varlink's codec and client, Ferry's version.
         // All ferryctl needs; it links nothing of the daemon.
         .target(
@@ -97,7 +113,7 @@ let package = Package(
             name: "ferryd",
             dependencies: [
                 "CFerry", "FerrySystem", "FerryJSON", "FDStore", "Supervisor", "FerryControl", "ControlServer",
-                "Orchestrator", "LiveUpdate", "LiveUpdateReports", "ServiceKit",
+                "Orchestrator", "LiveUpdate", "LiveUpdateReports", "ServiceKit", "Observability",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -107,6 +123,7 @@ let package = Package(
             name: "ferry-bench",
             dependencies: [
                 "FerrySystem", "FerryJSON", "FerryControl", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateReports", "ferryd",
+                "Observability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,7 +134,7 @@ let package = Package(
             name: "ferryctl",
             dependencies: [
                 "FerrySystem", "FerryJSON", "LiveUpdate", "LiveUpdateEmulator", "LiveUpdateConformance", "FerryControl",
-                "LiveUpdateReports", "ServiceKit",
+                "LiveUpdateReports", "ServiceKit", "UpdateTimeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -144,6 +161,11 @@ let package = Package(
             dependencies: ["FerrySystem", "CFerry", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(name: "FerryJSONTests", dependencies: ["FerryJSON"]),
+        .testTarget(
+            name: "ObservabilityTests",
+            dependencies: ["Observability", "UpdateTimeline", "LiveUpdateReports", "FerryJSON", "FerrySystem",
+                           "FerryTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "LiveUpdateTests",
             dependencies: ["LiveUpdate", "CFerry", "FerrySystem", .product(name: "SystemPackage", package: "swift-system")]

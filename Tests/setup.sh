@@ -10,12 +10,12 @@
 set -euo pipefail
 
 # The Swift tests: python3-systemd and libsystemd-dev (with a C compiler) for the services written
-# against systemd's libraries; util-linux for setpriv and prlimit.
-swift_packages=(python3 python3-systemd libsystemd-dev gcc libc6-dev util-linux)
+# against systemd's libraries; util-linux for setpriv and prlimit; promtool and xmllint check metrics and the SVG.
+swift_packages=(python3 python3-systemd libsystemd-dev gcc libc6-dev util-linux prometheus libxml2-utils)
 # The VM test: qemu and busybox-static to boot, flex to libssl-dev to build the LUO test kernel from
 # Debian's linux-source package (fetched with apt-get download, checked with the archive keyring).
 vm_packages=(qemu-system-x86 busybox-static cpio flex bison bc libelf-dev libssl-dev xz-utils binutils make gcc
-             python3 debian-archive-keyring ca-certificates)
+             python3 debian-archive-keyring ca-certificates debootstrap e2fsprogs)
 
 missing_from() {
   local package

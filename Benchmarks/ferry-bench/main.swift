@@ -5,6 +5,7 @@
 // 1. fd-store ingestion: K services each store M memfds over the notify socket; fds per second
 //    through ferryd next to a bare recvmsg loop on the same kind of socket fed by the same sender.
 // 2. ferryd's resident memory idle and while holding 10,000 fds.
+// With --only-observability: what the metrics textfile and the update history cost per write.
 import ArgumentParser
 import FerryJSON
 import FerryControl
@@ -31,6 +32,7 @@ struct Options: ParsableCommand {
     @Option(help: "Memfds each service stores.") var fds = 200
     @Option(help: "Runs per measurement (the median is reported).") var runs = 3
     @Flag(name: .customLong("no-live-update"), help: "Skip the live-update measurement.") var skipLiveUpdate = false
+    @Flag(help: "Only what the metrics textfile and the update history cost per write.") var onlyObservability = false
     @Option(name: .customLong("live-update-fds"), help: "Stored fds per live-update run, comma-separated.")
     var liveUpdateFDs = "1000,10000"
 
@@ -50,6 +52,10 @@ func print(_ text: String) {
     _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
 }
 ResourceLimits.raiseDescriptorLimit()
+if options.onlyObservability {
+    ObservabilityBench.measure()
+    exit(0)
+}
 let work = makeTemporaryDirectory()
 let sender = "\(work)/fdstore-sender"
 if access("/usr/bin/cc", X_OK) != 0 || access("/usr/include/systemd/sd-daemon.h", R_OK) != 0 {

@@ -115,6 +115,8 @@ public final class ManagerInterface {
     private var readiness: (at: Duration, value: JSONValue)?
     /// Where ferryd runs and who carries its stores across a kexec (GetManager's `host`).
     public var hostDescription = ""
+    /// Other interfaces ferryd serves on the same socket (name → description), for introspection.
+    public var otherInterfaces: [String: String] = [:]
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
     public var onReload: () -> Void = {}
     /// Called with the program to execute (nil: the path ferryd was started from).
@@ -358,16 +360,17 @@ public final class ManagerInterface {
             return Varlink.Reply(parameters: [
                 "vendor": .string("Ferry"), "product": .string("ferryd"), "version": .string(FerryVersion.current),
                 "url": .string("https://ferry.invalid/"),
-                "interfaces": .array([.string("org.varlink.service"), .string(Self.interfaceName)]),
+                "interfaces": .array(([.string("org.varlink.service"), .string(Self.interfaceName)])
+                    + otherInterfaces.keys.sorted().map { .string($0) }),
             ])
         case "GetInterfaceDescription":
             guard let name = call.parameters["interface"]?.string else {
                 return .failure("org.varlink.service.InvalidParameter", ["parameter": .string("interface")])
             }
-            guard name == Self.interfaceName else {
+            guard let description = name == Self.interfaceName ? Self.description : otherInterfaces[name] else {
                 return .failure("org.varlink.service.InterfaceNotFound", ["interface": .string(name)])
             }
-            return Varlink.Reply(parameters: ["description": .string(Self.description)])
+            return Varlink.Reply(parameters: ["description": .string(description)])
         default:
             return .failure("org.varlink.service.MethodNotFound", ["method": .string(call.method)])
         }

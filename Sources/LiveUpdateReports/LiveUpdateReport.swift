@@ -17,8 +17,28 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// When a unit went down during the stop phase, in µs from the phase's start.
+    public struct ServiceStop: Codable, Sendable, Equatable {
+        public var unit: String
+        public var stoppedUs: UInt64
+        public init(unit: String, stoppedUs: UInt64) {
+            self.unit = unit
+            self.stoppedUs = stoppedUs
+        }
+    }
+
     public var sessionName: String
     public var rehearsal: Bool
+    /// Names this update in the history (random, chosen when it began).
+    public var id: String?
+    /// When it began, µs since the Unix epoch (the realtime clock: a date, not a duration).
+    public var startedAt: UInt64?
+    /// uname's release of the kernel the update left.
+    public var kernelBefore: String?
+    /// Units that were active, each with the moment it was down.
+    public var stops: [ServiceStop]?
+    /// `skipped` again, each by unit, fd name and a reason code (metrics count them by reason).
+    public var losses: [LiveUpdateLoss]?
     public var preserved: [Item] = []
     /// Entries that could not be carried, each with the reason (unit, fd name, errno).
     public var skipped: [String] = []
@@ -41,6 +61,7 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case sessionName, rehearsal, preserved, skipped, lost, failure, timings, verdict
+        case id, startedAt, kernelBefore, stops, losses
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -53,6 +74,11 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         try container.encodeIfPresent(failure, forKey: .failure)
         try container.encode(timings, forKey: .timings)
         try container.encode(verdict, forKey: .verdict)
+        try container.encodeIfPresent(id, forKey: .id)
+        try container.encodeIfPresent(startedAt, forKey: .startedAt)
+        try container.encodeIfPresent(kernelBefore, forKey: .kernelBefore)
+        try container.encodeIfPresent(stops, forKey: .stops)
+        try container.encodeIfPresent(losses, forKey: .losses)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -64,6 +90,17 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         lost = try container.decodeIfPresent([Lost].self, forKey: .lost) ?? []
         failure = try container.decodeIfPresent(String.self, forKey: .failure)
         timings = try container.decodeIfPresent(LiveUpdateTimings.self, forKey: .timings) ?? LiveUpdateTimings()
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        startedAt = try container.decodeIfPresent(UInt64.self, forKey: .startedAt)
+        kernelBefore = try container.decodeIfPresent(String.self, forKey: .kernelBefore)
+        stops = try container.decodeIfPresent([ServiceStop].self, forKey: .stops)
+        losses = try container.decodeIfPresent([LiveUpdateLoss].self, forKey: .losses)
+    }
+
+    /// Counts an fd (or a whole store) left behind by reason, next to `skipped` and `lost`
+    /// (which say it in words).
+    public mutating func lose(_ loss: LiveUpdateLoss) {
+        losses = (losses ?? []) + [loss]
     }
 }
 
@@ -96,8 +133,33 @@ public struct RestoreReport: Codable, Sendable, Equatable {
     public var startedUnits: [String] = []
     /// What the update before this boot could not carry (it was told before the kexec).
     public var lostBeforeKexec: [Lost]?
+    /// What the previous ferryd reported of its side of the update (carried in the mapping).
+    public var update: LiveUpdateReport?
+    /// Each unit started after the restore: when it was started and when it was ready.
+    public var services: [ServiceStart]?
+    /// fds the previous kernel carried that could not be put back, by reason.
+    public var losses: [LiveUpdateLoss]?
+
+    /// One unit started after the restore, in µs from the moment the units were started.
+    public struct ServiceStart: Codable, Sendable, Equatable {
+        public var unit: String
+        /// Seen activating (units start as jobs, in dependency order).
+        public var startedUs: UInt64?
+        public var readyUs: UInt64?
+        /// It failed to start, or failed before it was ready.
+        public var failed: Bool?
+        public init(unit: String, startedUs: UInt64? = nil) {
+            self.unit = unit
+            self.startedUs = startedUs
+        }
+    }
 
     public init() {}
+
+    public mutating func lose(_ loss: LiveUpdateLoss) {
+        problems.append(loss.detail)
+        losses = (losses ?? []) + [loss]
+    }
 }
 
 /// What a live update would do now (`ferryctl kexec --dry-run`), without doing it: each stored

@@ -52,6 +52,10 @@ public final class LiveUpdateFlow {
         self.orchestrator = orchestrator
         self.outcome = outcome
         report = LiveUpdateReport(sessionName: orchestrator.sessionName, rehearsal: request.rehearse)
+        report.id = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+        report.startedAt = WallClock.microseconds()
+        report.kernelBefore = KernelRelease.current()
+        report.stops = []
     }
 
     // MARK: 1. Load the kernel (or check the emulator): nothing has changed yet
@@ -94,8 +98,21 @@ public final class LiveUpdateFlow {
 
     /// Every state change of a unit comes here while the update runs.
     func unitChanged(_ service: Service?) {
-        guard phase == .stop, !manager.services.values.contains(where: { $0.mainPID != nil || $0.controlPID != nil }) else { return }
+        guard phase == .stop else { return }
+        noteStoppedUnits()
+        guard !manager.services.values.contains(where: { $0.mainPID != nil || $0.controlPID != nil }) else { return }
         unitsStopped()
+    }
+
+    /// When each unit that was active went down: the left end of its bar in the timeline.
+    private func noteStoppedUnits() {
+        let now = MonotonicClock.microseconds()
+        var stops = report.stops ?? []
+        for name in activeUnits where !stops.contains(where: { $0.unit == name.full }) {
+            guard let service = manager.services[name], service.mainPID == nil, service.controlPID == nil else { continue }
+            stops.append(.init(unit: name.full, stoppedUs: now - phaseStart))
+        }
+        report.stops = stops
     }
 
     private func armStopDeadline() {
@@ -130,6 +147,7 @@ public final class LiveUpdateFlow {
                                                  logger: logger)
         report.skipped += collection.skipped
         report.lost += collection.lost
+        for loss in collection.losses { report.lose(loss) }
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {
             return handOver(collection.entries, to: above)
@@ -243,6 +261,8 @@ public final class LiveUpdateFlow {
                 report.skipped.append("unit \(entry.unit) fd '\(entry.name)': \(above.name) holds no copy of it, will be lost across kexec")
                 report.lost.append(Lost(unit: entry.unit.full, name: entry.name, type: LossReasons.kind(of: FileDescriptor(rawValue: entry.fd)),
                                         reason: "\(above.name) holds no copy of it (its store is full, or the push failed)"))
+                report.lose(.init(unit: entry.unit.full, name: entry.name, reason: .notHeldAbove,
+                                  detail: "unit \(entry.unit) fd '\(entry.name)': \(above.name) holds no copy of it, will be lost across kexec"))
             }
         }
         report.timings.preserve = lap()
@@ -324,6 +344,9 @@ public final class LiveUpdateFlow {
             "shutdownStart": .number(Double(shutdownStart)),
             "timings": JSONValue.from(report.timings),
             "lost": JSONValue.from(report.lost),
+            // The old side of the update's record, and the history to carry when the disk does not.
+            "report": JSONValue.from(report),
+            "history": orchestrator.carriedAlong?() ?? .null,
         ]
     }
 

@@ -1,3 +1,4 @@
+import FerryJSON
 import FerrySystem
 import LiveUpdate
 import LiveUpdateReports
@@ -48,7 +49,18 @@ public final class LiveUpdateOrchestrator {
     /// Ferry's own session; stored sessions of this name are refused (namespace guard).
     public let sessionName: String
     let logger: Logger
-    var lastRestoreStorage: RestoreReport?
+    var lastRestoreStorage: RestoreReport? {
+        didSet { if let lastRestoreStorage { onRestoreReport?(lastRestoreStorage) } }
+    }
+    /// Told of every update's end that this process sees (refused, rolled back, handing over).
+    public var onOutcome: ((LiveUpdateOutcome) -> Void)?
+    /// Told when the restore report of this boot is made, and again as each unit becomes ready.
+    public var onRestoreReport: ((RestoreReport) -> Void)?
+    /// Extra state that rides the mapping's `state.ferry` as `history` (the update history, for
+    /// hosts whose disk does not survive the kexec).
+    public var carriedAlong: (() -> JSONValue)?
+    /// What the previous boot's `carriedAlong` gave, once the restore has read the mapping.
+    public internal(set) var carriedFromPreviousBoot: JSONValue?
     /// The update under way, if any.
     private var current: LiveUpdateFlow?
     /// How ferryd leaves its kernel when it preserves the stores itself.
@@ -100,6 +112,7 @@ public final class LiveUpdateOrchestrator {
         if let current { throw Busy(phase: current.phase) }
         let flow = LiveUpdateFlow(request: request, orchestrator: self) { [unowned self] result in
             if case .handingOver = result {} else { current = nil }
+            onOutcome?(result)
             outcome(result)
         }
         current = flow

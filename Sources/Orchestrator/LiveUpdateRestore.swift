@@ -64,6 +64,7 @@ extension LiveUpdateOrchestrator {
         _ = consume device
         logger.info("restore: mapping read in \((mappingRead - started) / 1000) ms, \(report.restored.count) entries in \((entriesDone - mappingRead) / 1000) ms, finish in \((MonotonicClock.microseconds() - entriesDone) / 1000) ms")
         let ferry = mapping.state["ferry"]?.object ?? [:]
+        adoptCarried(ferry, into: &report)
         adoptTimings(ferry, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
         logger.info("restored \(report.restored.count) fd(s) total from LUO session '\(sessionName)'; kexec count \(report.kexecCount)")
@@ -95,6 +96,7 @@ extension LiveUpdateOrchestrator {
         report.kexecCount = rebooted ? before &+ 1 : before
         manager.kexecCount = report.kexecCount
         report.restored = []
+        adoptCarried(state, into: &report)
         adoptTimings(state, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
         logger.info("\(rebooted ? "after the kexec" : "the kexec did not happen"): \(restored) stored fd(s) came back from the manager above; kexec count \(report.kexecCount)")
@@ -191,25 +193,29 @@ extension LiveUpdateOrchestrator {
                     fd = try session.retrieve(token: token)
                 }
                 guard manager.stores.attach(fd, to: unit, name: name, origin: "LUO") else {
-                    report.problems.append("unit \(unit) fd '\(name)' (token \(token)): its store refused it")
+                    report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
+                                      detail: "unit \(unit) fd '\(name)' (token \(token)): its store refused it"))
                     return
                 }
                 report.restored.append(.init(unit: unit.full, name: name, type: "fd", token: token))
                 logger.debug("restored fd '\(name)' of \(unit)")
             } catch {
-                report.problems.append("unit \(unit) fd '\(name)' token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")")
+                report.lose(.init(unit: unit.full, name: name, reason: .retrieveFailed,
+                                  detail: "unit \(unit) fd '\(name)' token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))
             }
         case .session(let name, let sessionName):
             do throws(LiveUpdateError) {
                 let owned = try device.retrieveSession(named: sessionName)
                 guard manager.stores.attach(owned.releaseDescriptor(), to: unit, name: name, origin: "LUO") else {
-                    report.problems.append("unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it")
+                    report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
+                                      detail: "unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it"))
                     return
                 }
                 report.restored.append(.init(unit: unit.full, name: name, type: "luo_session", sessionName: sessionName))
                 logger.info("retrieved LUO session '\(sessionName)' for unit \(unit) fd store '\(name)'")
             } catch {
-                report.problems.append("unit \(unit) session '\(sessionName)' (fd name '\(name)'): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")")
+                report.lose(.init(unit: unit.full, name: name, reason: .retrieveFailed,
+                                  detail: "unit \(unit) session '\(sessionName)' (fd name '\(name)'): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))
             }
         }
     }
@@ -219,6 +225,12 @@ extension LiveUpdateOrchestrator {
         do throws(LiveUpdateError) { try session.finish() } catch {
             logger.warning("FINISH of LUO session '\(sessionName)' failed (the kernel keeps its data until the next update): \(error)")
         }
+    }
+
+    /// The old side's report and the history it carried (see `carriedAlong`).
+    private func adoptCarried(_ ferry: [String: JSONValue], into report: inout RestoreReport) {
+        report.update = ferry["report"]?.decode(LiveUpdateReport.self)
+        carriedFromPreviousBoot = ferry["history"]
     }
 
     private func adoptTimings(_ ferry: [String: JSONValue], into report: inout RestoreReport, restoreStarted: UInt64) {
@@ -238,7 +250,9 @@ extension LiveUpdateOrchestrator {
     private func startRestored(_ names: [UnitName], report: inout RestoreReport) {
         let restoreEnd = MonotonicClock.microseconds()
         var firstReady: UInt64?
+        let restarted = RestartedUnits(origin: restoreEnd)
         manager.observeStates { [weak self] service in
+            if restarted.note(service) { self?.lastRestoreStorage?.services = restarted.services }
             guard firstReady == nil, service.state.active == .active || service.state == .pinned else { return }
             firstReady = MonotonicClock.microseconds() - restoreEnd
             self?.lastRestoreStorage?.timings.ready = firstReady
@@ -250,16 +264,19 @@ extension LiveUpdateOrchestrator {
                 continue
             }
             startable.append(name.full)
+            restarted.expect(name)
         }
         report.startedUnits = startable
         // In dependency order, with what is enabled (default.target) in the same transaction.
         manager.jobs.start(startable + ["default.target"]) { [weak self] unit, succeeded in
             guard !succeeded, unit != "default.target", let self else { return }
+            if let name = UnitName(unit), restarted.failedToStart(name) { lastRestoreStorage?.services = restarted.services }
             let service = UnitName(unit).flatMap { self.manager.services[$0] }
             lastRestoreStorage?.problems.append("unit \(unit) could not start after the update: \(service?.result ?? "failed")")
         }
         // A Type=simple unit is ready inside start(): record it here, as lastRestoreStorage is
         // written only when restoreAfterBoot returns; later readiness updates it directly.
         report.timings.ready = firstReady
+        report.services = restarted.services
     }
 }

@@ -125,6 +125,7 @@ struct PreparedSession: ~Copyable {
                     logger.warning("\(text)")
                     report.skipped.append(text)
                     report.lost.append(Lost(unit: entry.unit.full, name: entry.name, type: type, reason: reason))
+                    report.lose(.init(unit: entry.unit.full, name: entry.name, reason: .preserveFailed, detail: text))
                     continue
                 }
                 mapped = .fd(name: entry.name, token: placed.token, shard: placed.shard)

@@ -23,6 +23,8 @@ struct StoreCollection {
     var skipped: [String] = []
     /// The same, one per fd, for the report's verdict.
     var lost: [Lost] = []
+    /// The same again, with a reason code, for counting (metrics, history).
+    var losses: [LiveUpdateLoss] = []
 
     /// The entries of every store that outlives its process (yes, on-success), by unit name and
     /// newest first. A stored session named like Ferry's own is dropped from its store now: held
@@ -48,6 +50,8 @@ struct StoreCollection {
                     collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: LossReasons.kind(of: entry.descriptor),
                                                 reason: "FileDescriptorStorePreserve=\(mode) keeps it across restarts only, not across a kexec"))
                 }
+                collection.losses.append(.init(unit: service.name.full, name: nil, count: service.store.count, reason: .preserveMode,
+                                               detail: "unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))"))
                 continue
             }
             for entry in service.store.entries {
@@ -62,6 +66,8 @@ struct StoreCollection {
                     collection.skipped.append("unit \(service.name) fd '\(entry.name)': a LUO session whose name cannot be read, skipped")
                     collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: "luo-session",
                                                 reason: "a LUO session whose name cannot be read"))
+                    collection.losses.append(.init(unit: service.name.full, name: entry.name, reason: .sessionUnreadable,
+                                                   detail: "unit \(service.name) fd '\(entry.name)': a LUO session whose name cannot be read, skipped"))
                     continue
                 }
                 if sessionName == ownSession || PreparedSession.isShard(sessionName, of: ownSession) {
@@ -70,6 +76,7 @@ struct StoreCollection {
                     collection.skipped.append(text)
                     collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: "luo-session",
                                                 reason: "its session name '\(sessionName)' is reserved for Ferry's own session"))
+                    collection.losses.append(.init(unit: service.name.full, name: entry.name, reason: .namespaceClash, detail: text))
                     infringing.append((service, entry.id))
                     continue
                 }

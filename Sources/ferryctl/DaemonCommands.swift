@@ -29,7 +29,7 @@ struct ControlOptions: ParsableArguments {
     func call(_ method: String, _ parameters: [String: JSONValue] = [:], unit: String? = nil) throws -> [String: JSONValue] {
         let reply = try rawCall(method, parameters)
         if reply.error != nil {
-            throw Failure.fromReply(reply, method: "io.ferry.Manager.\(method)", unit: unit, command: Self.command)
+            throw Failure.fromReply(reply, method: method.contains(".") ? method : "io.ferry.Manager.\(method)", unit: unit, command: Self.command)
         }
         return reply.parameters
     }
@@ -43,7 +43,8 @@ struct ControlOptions: ParsableArguments {
             throw Failure.cannotConnect(path, error.errno)
         }
         do throws(SystemCallError) {
-            return try client.call(Varlink.Call(method: "io.ferry.Manager.\(method)", parameters: parameters))
+            return try client.call(Varlink.Call(method: method.contains(".") ? method : "io.ferry.Manager.\(method)",
+                                                parameters: parameters))
         } catch {
             throw Failure(code: "connection-lost",
                           message: "ferryd closed the connection during \(method) (\(error.errno.symbolicName))",

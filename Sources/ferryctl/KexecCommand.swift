@@ -174,24 +174,3 @@ extension String {
         self = "\(scaled / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
     }
 }
-
-/// `ferryctl last-update`: what the restore after this boot found, with the phase timings.
-struct LastUpdateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "last-update", abstract: "Show the live update this boot came from: restored entries and phase timings.")
-    @OptionGroup var options: ControlOptions
-
-    func run() throws {
-        let reply = try options.call("GetLiveUpdate")
-        guard let restore = reply["restore"]?.decode(RestoreReport.self), restore.found else {
-            options.emit(.object(reply)) { "this boot did not come from a live update (kexec count \(reply["kexecCount"]?.plain ?? "0"))" }
-            return
-        }
-        options.emit(.object(reply)) {
-            var text = "kexec count \(restore.kexecCount); restored \(restore.restored.count) entr\(restore.restored.count == 1 ? "y" : "ies")\n"
-            text += LiveUpdateClient.timingTable(restore.timings)
-            for problem in restore.problems { text += "\n  not restored: \(problem)" }
-            return text
-        }
-    }
-}

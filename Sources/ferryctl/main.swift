@@ -25,8 +25,9 @@ struct Ferryctl: ParsableCommand {
             StatusCommand.self, ShowCommand.self, CatCommand.self, ListUnitsCommand.self, StartCommand.self,
             StopCommand.self, RestartCommand.self, EnableCommand.self, DisableCommand.self, LogsCommand.self,
             FDStoreCommand.self, CleanCommand.self, DaemonReloadCommand.self, DaemonReexecCommand.self,
-            KexecCommand.self, LastUpdateCommand.self, DemoCommand.self, TestServiceCommand.self,
-            DemoServiceCommand.self, ConformanceCommand.self, EmulatorCommand.self, LiveUpdateCommand.self,
+            KexecCommand.self, LastUpdateCommand.self, HistoryCommand.self, MetricsCommand.self, DemoCommand.self,
+            TestServiceCommand.self, DemoServiceCommand.self, ConformanceCommand.self, EmulatorCommand.self,
+            LiveUpdateCommand.self,
         ]
     )
 }

@@ -8,6 +8,7 @@ import LiveUpdate
 import LiveUpdateReports
 import Logging
 import Orchestrator
+import Observability
 import ServiceKit
 import Supervisor
 import SystemPackage
@@ -29,6 +30,7 @@ final class Daemon {
     let host: Host
     /// Held for the daemon's life: one ferryd per runtime directory.
     let lock: RuntimeLock
+    let observer: UpdateObserver
     private var reexecRequested = false
     private var reexecProgram: String?
 
@@ -39,6 +41,7 @@ final class Daemon {
         }
         logger = Logger(label: "ferryd")
         ResourceLimits.raiseDescriptorLimit()
+        logger.debug("log lines carry syslog priority prefixes: \(DaemonLogHandler.stderrIsJournal() ? "yes, stderr is the journal" : "no")")
         Processes.becomeSubreaper()
         if getpid() == 1 { InitDuties.mountEssentials() }
         mkdir(options.runtimeDirectory, 0o755)
@@ -62,10 +65,14 @@ final class Daemon {
         logger.info("host: \(host.description)")
         manager.processes.controlGroups = ControlGroups.detect()
         logger.info("process tracking: \(manager.processes.controlGroups.map { "cgroup v2 under \($0.root)" } ?? "process groups (no writable cgroup v2)")")
+        // Services write to ferryd's stderr: where that is the journal, they may say priorities too.
+        if let stream = DaemonLogHandler.journalStream() {
+            manager.processes.extraEnvironment.append("JOURNAL_STREAM=\(stream)")
+        }
         let backend: any LiveUpdateBackend
         if let emulator = options.emulator ?? getenv(EmulatorWire.environmentVariable).map({ String(cString: $0) }) {
             backend = EmulatorBackend(socketPath: emulator)
-            manager.processes.extraEnvironment = ["\(EmulatorWire.environmentVariable)=\(emulator)"]
+            manager.processes.extraEnvironment += ["\(EmulatorWire.environmentVariable)=\(emulator)"]
         } else {
             backend = KernelBackend()
         }
@@ -81,10 +88,15 @@ final class Daemon {
             let readiness = LiveUpdateReadiness.check(backend)
             logger.log(level: readiness.ready ? .info : .notice, "live update: \(readiness.summary); kexec: \(readiness.kexec)")
         }
+        observer = UpdateObserver(manager: manager, orchestrator: orchestrator, stateDirectory: options.stateDirectory,
+                                  metricsFile: options.resolvedMetricsFile, logger: logger)
+        let observe = ObserveInterface(observer: observer)
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
+        interface.otherInterfaces[ObserveInterface.interfaceName] = ObserveInterface.description
         interface.hostDescription = host.description
         control = try VarlinkServer(loop: loop, path: options.controlPath,
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }, logger: logger) { [unowned self] call, peer, responder in
+            if ObserveInterface.handles(call) { return observe.handle(call, responder: responder) }
             interface.handle(call, peer: peer, responder: responder)
         }
         interface.onReload = { [unowned self] in manager.units.reload() }

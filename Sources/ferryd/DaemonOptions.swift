@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// ferryd's command line. Kept free of ArgumentParser so the daemon stays small.
 struct DaemonOptions: Sendable {
     var unitDirectories: [String] = []
@@ -9,8 +13,15 @@ struct DaemonOptions: Sendable {
     var emulator: String?
     /// How to ask the manager above for a kexec, when it carries the stores.
     var kexecCommand: [String]?
+    /// The update history (history.json); it must outlive a reboot to be useful.
+    var stateDirectory = "/var/lib/ferry"
+    /// The textfile collector's file; nil: the default, "" : none.
+    var metricsFile: String?
     var help = false
     var version = false
+
+    /// Debian's prometheus-node-exporter reads this folder (--collector.textfile.directory).
+    static let textfileCollectorFolder = "/var/lib/prometheus/node-exporter"
 
     var controlPath: String { controlSocket ?? "\(runtimeDirectory)/control" }
     var notifyPath: String { notifySocket ?? "\(runtimeDirectory)/notify" }
@@ -27,6 +38,11 @@ struct DaemonOptions: Sendable {
           --liveupdate-emulator PATH
                              use the LUO emulator at PATH instead of /dev/liveupdate (also
                              $FERRY_LIVEUPDATE_EMULATOR); services get it in their environment
+          --state-dir DIR    the live update history (default /var/lib/ferry)
+          --metrics-file PATH
+                             the Prometheus textfile collector's file, rewritten atomically after
+                             every update and state change (default \(textfileCollectorFolder)/ferry.prom
+                             when that folder exists; "" for none)
           --kexec-command "COMMAND ARGS"
                              when nested under a manager that carries the stores across a kexec,
                              how to ask it for the kexec (under systemd 261+: systemctl kexec --no-block)
@@ -54,6 +70,8 @@ struct DaemonOptions: Sendable {
             case "--log-level": options.logLevel = try value(argument)
             case "--session": options.sessionName = try value(argument)
             case "--liveupdate-emulator": options.emulator = try value(argument)
+            case "--state-dir": options.stateDirectory = try value(argument)
+            case "--metrics-file": options.metricsFile = try value(argument)
             case "--kexec-command": options.kexecCommand = try value(argument).split(separator: " ").map(String.init)
             case "-h", "--help": options.help = true
             case "--version": options.version = true
@@ -64,3 +82,14 @@ struct DaemonOptions: Sendable {
     }
 }
 
+
+extension DaemonOptions {
+    /// The metrics file to write: the one given (none for ""), else the textfile collector's
+    /// folder when node_exporter's package made it.
+    var resolvedMetricsFile: String? {
+        if let metricsFile { return metricsFile.isEmpty ? nil : metricsFile }
+        var status = stat()
+        guard stat(Self.textfileCollectorFolder, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { return nil }
+        return "\(Self.textfileCollectorFolder)/ferry.prom"
+    }
+}

@@ -41,10 +41,13 @@ public final class FerrydInstance: @unchecked Sendable {
     public var units: String { "\(directory.path)/units" }
     public var control: String { "\(directory.path)/run/control" }
     public var notify: String { "\(directory.path)/run/notify" }
+    /// The update history's folder and the metrics file: per instance, never the host's.
+    public var stateDirectory: String { "\(directory.path)/state" }
+    public var metricsFile: String { "\(directory.path)/metrics/ferry.prom" }
 
     /// Writes `units` (name → text) and starts ferryd on them; returns once it answers.
     public init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = [],
-                environment: [String] = [], executable: String = ferrydPath) throws {
+                environment: [String] = [], executable: String = ferrydPath, outputPath: String? = nil) throws {
         directory = TemporaryDirectory("ferryd-test")
         for (name, text) in files { directory.write("units/\(name)", text) }
         directory.write("units/.keep", "")
@@ -53,7 +56,9 @@ public final class FerrydInstance: @unchecked Sendable {
         directory.write("shared/.keep", "")
         chmod("\(directory.path)/shared", 0o1777)
         child = try Child.spawn(launcher + [executable, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
-                                 "--log-level", "debug"] + extraArguments, environment: environment)
+                                 "--log-level", "debug", "--state-dir", "\(directory.path)/state",
+                                 "--metrics-file", "\(directory.path)/metrics/ferry.prom"]
+                                 + extraArguments, environment: environment, outputPath: outputPath)
         for _ in 0..<200 {
             if (try? call("GetManager")) != nil { return }
             usleep(20_000)

@@ -26,7 +26,7 @@ import Glibc
             outer.writeUnit("inner.service", """
                 [Service]
                 Type=notify
-                ExecStart=\(ferrydPath) --units \(innerRoot.path)/units --runtime-dir \(innerRoot.path)/run --log-level debug \(askOuterForKexec ? "--kexec-command \"\(ferryctlPath) kexec --rehearse --control \(outer.control)\"" : "")
+                ExecStart=\(ferrydPath) --units \(innerRoot.path)/units --runtime-dir \(innerRoot.path)/run --state-dir \(innerRoot.path)/state --log-level debug \(askOuterForKexec ? "--kexec-command \"\(ferryctlPath) kexec --rehearse --control \(outer.control)\"" : "")
                 FileDescriptorStoreMax=100
                 FileDescriptorStorePreserve=yes
                 Restart=always
@@ -170,7 +170,8 @@ extension NestedManagerTests {
         defer { close(logFD) }
         let pid = try Spawner.spawn(SpawnRequest(
             path: ferrydPath,
-            arguments: [ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run", "--log-level", "debug"],
+            arguments: [ferrydPath, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run", "--log-level", "debug",
+                        "--state-dir", "\(directory.path)/state"],
             environment: ["PATH=/usr/bin:/bin", "NOTIFY_SOCKET=\(directory.path)/upstream", "FDSTORE=10",
                           "LISTEN_FDS=\(fds.count)", "LISTEN_FDNAMES=" + fds.map(\.0).joined(separator: ":")],
             listenDescriptors: memfds.rawValues, setListenPID: true, standardIO: [-1, logFD, logFD]))
