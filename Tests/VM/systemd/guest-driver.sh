@@ -121,6 +121,8 @@ for property in PreviousShutdownStartTimestampMonotonic PreviousShutdownFinishTi
   [ -n "$value" ] && say "info $property=$value"
 done
 say "info systemd-analyze time: $(systemd-analyze time 2>/dev/null | tr -s ' \n' ' ')"
+journalctl -b _PID=1 -o short-monotonic --no-pager 2>/dev/null | grep -i -E 'LUO|kexec' | head -n 6 | while read -r line; do say "info PID 1: $line"; done
+say "info slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -n 6 | tr -s ' \n' ' ')"
 
 # (c) ferryd's units across a plain `systemctl kexec`: recorded, not judged (the feature is to come).
 check_ferryd boot-2
