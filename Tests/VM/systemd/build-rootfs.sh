@@ -52,7 +52,8 @@ find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -ex
 # Mask what a test VM does not need and what would slow it down or wait for hardware: udev (no
 # device units are needed: the kernel mounts the root), D-Bus and logind (systemctl talks to PID 1
 # on its private socket), gettys (the serial console is for logs; the test reports on ttyS1),
-# first-boot prompts, periodic timers, and the kexec-tools init scripts (the test loads the kernel).
+# first-boot prompts, periodic timers, the kexec-tools init scripts (the test loads the kernel), and
+# module loading (the test kernel has no modules, minbase no kmod).
 mask() { for unit in "$@"; do ln -sf /dev/null "$root/etc/systemd/system/$unit"; done; }
 mask systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket systemd-udev-trigger.service \
      systemd-udev-settle.service systemd-hwdb-update.service \
@@ -61,7 +62,7 @@ mask systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.soc
      systemd-firstboot.service systemd-random-seed.service \
      apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
      dpkg-db-backup.timer systemd-tmpfiles-clean.timer \
-     kexec.service kexec-load.service
+     kexec.service kexec-load.service modprobe@.service systemd-modules-load.service
 ln -sf /usr/lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
 # The journal in memory only: nothing to flush to the disk image, less I/O under TCG.
 mkdir -p "$root/etc/systemd/journald.conf.d"
@@ -76,5 +77,9 @@ tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -cf "$out.tmp" .
 echo "$version" > "$out.version.tmp"
 mv "$out.tmp" "$out"
 mv "$out.version.tmp" "$out.version"
+# Trees of this suite made by other versions of this script are not used again.
+for stale in "$cache"/rootfs-"$suite"-*.tar; do
+  [ "$stale" = "$out" ] || rm -f "$stale" "$stale.version"
+done
 echo "build-rootfs: $suite with systemd $version in $(( $(date +%s) - start )) s, $(du -sh "$root" | cut -f1) unpacked, $(du -h "$out" | cut -f1) tarball" >&2
 echo "$out"

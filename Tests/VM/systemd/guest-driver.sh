@@ -52,6 +52,10 @@ check_ferryd() {
   fi
   say "info ferryctl status: $(grep -E '^(host|version|kexecCount) ' /tmp/ferryctl-status | tr -s ' ' | tr '\n' ';')"
 }
+fd_stores() { # every loaded service with a non-empty fd store in systemd, as UNIT=COUNT
+  systemctl show -p Id -p NFileDescriptorStore '*.service' 2>/dev/null |
+    awk -F= '$1 == "Id" { id = $2 } $1 == "NFileDescriptorStore" && $2 > 0 { printf "%s=%s ", id, $2 }'
+}
 client_pid_cgroup() { # the cgroup of the process that runs `ferry-vm-client serve NAME`
   local pid
   for pid in /proc/[0-9]*; do
@@ -84,6 +88,8 @@ if [ $stage = 1 ]; then
   wait_until 60 status_is_final prop ferry-vm-baseline.service StatusText
   check baseline-stored "stored $FDS fds of $SIZE bytes" "$(prop ferry-vm-baseline.service StatusText)"
   check baseline-store-count "$FDS" "$(prop ferry-vm-baseline.service NFileDescriptorStore)"
+
+  say "info systemd's fd stores before the kexec: $(fd_stores)"
 
   # Load the same kernel for the kexec, with the stage marker, the operator's way (kexec-tools).
   cmdline="$(cat /proc/cmdline) ferry_stage=2"
@@ -121,7 +127,7 @@ for property in PreviousShutdownStartTimestampMonotonic PreviousShutdownFinishTi
   [ -n "$value" ] && say "info $property=$value"
 done
 say "info systemd-analyze time: $(systemd-analyze time 2>/dev/null | tr -s ' \n' ' ')"
-journalctl -b _PID=1 -o short-monotonic --no-pager 2>/dev/null | grep -i -E 'LUO|kexec' | head -n 6 | while read -r line; do say "info PID 1: $line"; done
+say "info systemd's fd stores after the kexec: $(fd_stores)"
 say "info slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -n 6 | tr -s ' \n' ' ')"
 
 # (c) ferryd's units across a plain `systemctl kexec`: recorded, not judged (the feature is to come).
