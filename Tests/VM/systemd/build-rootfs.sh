@@ -57,7 +57,7 @@ find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -ex
 mask() { for unit in "$@"; do ln -sf /dev/null "$root/etc/systemd/system/$unit"; done; }
 mask systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket systemd-udev-trigger.service \
      systemd-udev-settle.service systemd-hwdb-update.service \
-     dbus.service dbus.socket systemd-logind.service \
+     dbus.service dbus.socket systemd-logind.service systemd-logind-varlink.socket \
      getty@.service serial-getty@.service console-getty.service getty-static.service \
      systemd-firstboot.service systemd-random-seed.service \
      apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
