@@ -54,7 +54,10 @@ check_ferryd() {
 }
 fd_stores() { # every loaded service with a non-empty fd store in systemd, as UNIT=COUNT
   systemctl show -p Id -p NFileDescriptorStore '*.service' 2>/dev/null |
-    awk -F= '$1 == "Id" { id = $2 } $1 == "NFileDescriptorStore" && $2 > 0 { printf "%s=%s ", id, $2 }'
+    awk 'BEGIN { RS = ""; FS = "\n" } {   # one block per unit, properties in any order
+      id = ""; n = 0
+      for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "Id") id = kv[2]; if (kv[1] == "NFileDescriptorStore") n = kv[2] }
+      if (n > 0) printf "%s=%s ", id, n }'
 }
 client_pid_cgroup() { # the cgroup of the process that runs `ferry-vm-client serve NAME`
   local pid

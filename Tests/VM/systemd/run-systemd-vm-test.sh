@@ -140,6 +140,9 @@ if len(boots) >= 1:
                 print(f"vm-systemd {suite}:   at +{at - requested:.3f} s: {label}")
     else:
         print(f"vm-systemd {suite}: measure A not available (request mark {requested}, kexec mark {syscall})")
+    for t, message in boots[0]:
+        if "Failed to preserve LUO fd" in message:
+            print(f"vm-systemd {suite}: info {message}")
 if len(boots) >= 2:
     for t, message in boots[1]:
         if message.startswith("ferry-vm-client baseline: verified"):
