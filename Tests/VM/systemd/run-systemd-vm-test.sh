@@ -22,6 +22,9 @@ fds=${FERRY_SD_FDS:-10} size=${FERRY_SD_SIZE:-1048576} limit=${FERRY_VM_TIMEOUT:
 start=$(date +%s)
 work=$(mktemp -d /tmp/ferry-systemd-vm.XXXXXX)
 echo "vm-systemd: logs in $work"
+passed=0 failed=0 summarized=0
+# Whatever stops the script early (a build that fails, a missing tool) still ends with the summary.
+trap 'if [ $summarized = 0 ]; then echo "vm-systemd: stopped before the end (see above)"; echo "vm-systemd: $passed passed, $((failed + 1)) failed"; fi' EXIT
 
 for tool in qemu-system-x86_64 mkfs.ext4 debootstrap gcc; do
   command -v $tool >/dev/null || { echo "vm-systemd: $tool is missing (apt-get install qemu-system-x86 e2fsprogs debootstrap gcc)"; exit 1; }
@@ -38,7 +41,6 @@ echo "vm-systemd: kernel"
 kernel=$("$vm/build-kernel.sh" 7.2 sid | tail -n 1)
 built=$(date +%s)
 
-passed=0 failed=0
 # result SUITE NAME PASS|FAIL DETAIL
 result() {
   echo "vm-systemd $1: $3 $2 ${4:-}"
@@ -217,4 +219,5 @@ done
 
 echo "vm-systemd: kernel $((built - start)) s (build included), total $(( $(date +%s) - start )) s; host load average now $(cut -d' ' -f1-3 /proc/loadavg) (timings under TCG depend on it); logs in $work"
 echo "vm-systemd: $passed passed, $failed failed"
+summarized=1
 [ $failed = 0 ]
