@@ -72,6 +72,7 @@ client_pid_cgroup() { # the cgroup of the process that runs `ferry-vm-client ser
 if [ $stage = 1 ]; then
   check pid1-is-systemd systemd "$(cat /proc/1/comm)"
   say "info systemd $(systemctl --version | head -n 1)"
+  say "info Ferry's systemd units: $(cd /etc/systemd/system && for u in ferry*.service; do [ "$u" = ferry-vm-test.service ] || [ "$u" = ferry-vm-baseline.service ] || printf '%s (%s) ' "$u" "$(systemctl is-enabled "$u" 2>/dev/null)"; done)"
   check dev-liveupdate present "$( [ -c /dev/liveupdate ] && echo present || echo missing)"
   check_system_running boot-1
   check_ferryd boot-1
@@ -139,6 +140,7 @@ entries=$(ferry_count ferry-client.service)
 ferryctl start ferry-client.service > /dev/null 2>&1
 wait_until 60 status_is_final ferry_status ferry-client.service status
 observe ferryd-client-after-systemctl-kexec "systemd $version: $entries of $FDS fd(s) in ferry-client.service's store after boot; the client says: $(ferry_status ferry-client.service status)"
+say "info ferryctl last-update: $(ferryctl last-update 2>&1 | head -n 14 | tr -s ' ' | tr '\n' ';')"
 observe ferryd-store-above-after-kexec "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s)"
 say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | tail -n 8 | tr '\n' ';')"
 

@@ -60,7 +60,21 @@ make_image() {
   install -m 644 "$kernel" "$root/boot/ferry/bzImage"
   printf 'FDS=%s\nSIZE=%s\n' "$fds" "$size" > "$root/etc/ferry-vm/settings"
   local units=$root/etc/systemd/system
-  install -m 644 "$repo/contrib/systemd/ferryd.service" "$units/ferryd.service"
+  # Every unit Ferry ships for systemd, enabled as its [Install] section says.
+  local contrib wanted
+  for contrib in "$repo"/contrib/systemd/*.service; do
+    install -m 644 "$contrib" "$units/$(basename "$contrib")"
+    for wanted in $(sed -n 's/^WantedBy=//p' "$contrib"); do
+      mkdir -p "$units/$wanted.wants"
+      ln -sf "../$(basename "$contrib")" "$units/$wanted.wants/$(basename "$contrib")"
+    done
+  done
+  # The test's only addition to them: their output on the console too, so that what ferryd and
+  # ferryctl say during the first kernel's shutdown outlives the (volatile) journal.
+  for contrib in "$repo"/contrib/systemd/*.service; do
+    mkdir -p "$units/$(basename "$contrib").d"
+    printf '[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n' > "$units/$(basename "$contrib").d/vm-test-console.conf"
+  done
   cat > "$units/ferry-vm-baseline.service" <<UNIT
 [Unit]
 Description=Ferry VM test: a libsystemd client whose fd store systemd itself keeps
@@ -99,7 +113,7 @@ FileDescriptorStoreMax=64
 FileDescriptorStorePreserve=yes
 UNIT
   mkdir -p "$units/multi-user.target.wants"
-  for unit in ferryd.service ferry-vm-baseline.service ferry-vm-test.service; do
+  for unit in ferry-vm-baseline.service ferry-vm-test.service; do
     ln -sf "../$unit" "$units/multi-user.target.wants/$unit"
   done
   local megabytes
@@ -209,6 +223,10 @@ for suite in "${suites[@]}"; do
   else result "$suite" guest-finished FAIL "the guest driver did not finish"; ok=0
   fi
   measure "$suite" || true
+  # What Ferry's own units printed between the kexec request and the kernel switch.
+  tr -d '\r' < "$dir/console.log" | awk '/ferry-vm: kexec requested/ { on = 1 } /Linux version/ && on { exit } on' |
+    grep -a -i 'ferry' | grep -a -v 'FERRY-SD\|ferry-vm: kexec requested\|ferry-vm-' | tail -n 15 |
+    sed "s/^/vm-systemd $suite: info while going down: /" || true
   if [ $ok = 0 ] || grep -q '^FERRY-SD check .* FAIL' "$dir/results.txt"; then
     echo "vm-systemd $suite: last lines of the serial console ($dir/console.log):"
     tail -n 40 "$dir/console.log" | tr -d '\r' | sed 's/^/    /'
