@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test Ferry has: installs what the tests need (Tests/setup.sh), runs the Swift test suites
-# (emulator, library, process-level), then the VM test against a real LUO kernel. Tests whose
+# (emulator, library, process-level), the Ansible playbook test, then the VM tests against a real
+# LUO kernel (ferryd as PID 1, then a real systemd 252 and 262 as PID 1). Tests whose
 # packages are missing are skipped with a line saying what to install, and counted in the summary.
 # Exits non-zero if any test fails.
 #
@@ -39,6 +40,10 @@ if [ "$skipped" -gt 0 ]; then
   grep -E '^. Test .* skipped' "$log" | sed -E 's/^.*skipped: //' | sort | uniq -c | sed 's/^/  /'
 fi
 
+# The rolling-update playbook against two rehearsing ferryds on this machine.
+ansible_result=passed
+Tests/Ansible/run-playbook-test.sh || ansible_result=failed
+
 vm_result="not run (--no-vm)"
 if [ "$run_vm" = 1 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -46,12 +51,15 @@ if [ "$run_vm" = 1 ]; then
     vm_result="skipped: needs root (sudo Tests/run-all.sh, or Tests/VM/run-vm-test.sh as root)"
     echo "run-all: VM test $vm_result"
   elif missing=$(Tests/setup.sh --check vm); then
-    if Tests/VM/run-vm-test.sh; then vm_result=passed; else vm_result=failed; fi
+    vm_result=passed
+    Tests/VM/run-vm-test.sh || vm_result=failed
+    # A real systemd as PID 1 (Debian 12's 252 and sid's 262), ferryd as its service.
+    Tests/VM/systemd/run-systemd-vm-test.sh || vm_result=failed
   else
     vm_result="skipped: needs $missing (apt-get install $missing, or run Tests/setup.sh as root)"
     echo "run-all: VM test $vm_result"
   fi
 fi
 
-echo "run-all: summary: $summary; VM test $vm_result"
-[ "$swift_result" = passed ] && [ "$vm_result" != failed ]
+echo "run-all: summary: $summary; Ansible $ansible_result; VM tests $vm_result"
+[ "$swift_result" = passed ] && [ "$ansible_result" = passed ] && [ "$vm_result" != failed ]

@@ -219,22 +219,9 @@ public final class ManagerInterface {
             responder.reply(Varlink.Reply())
             onReexecute(call.parameters["program"]?.string)
         case "Kexec":
-            var request = KexecRequest(
-                kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,
-                commandLine: call.parameters["commandLine"]?.string,
-                reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
-                rehearse: call.parameters["rehearse"]?.bool ?? false)
-            request.handedOver = call.parameters["handedOver"]?.bool ?? false
-            request.requireAll = call.parameters["requireAll"]?.bool ?? false
-            liveUpdate(request, responder)
+            liveUpdate(Self.kexecRequest(call), responder)
         case "Preflight":
-            var request = KexecRequest(
-                kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,
-                commandLine: call.parameters["commandLine"]?.string,
-                reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
-                rehearse: call.parameters["rehearse"]?.bool ?? false)
-            request.requireAll = call.parameters["requireAll"]?.bool ?? false
-            responder.reply(Varlink.Reply(parameters: ["preflight": JSONValue.from(orchestrator.preflight(request))]))
+            responder.reply(Varlink.Reply(parameters: ["preflight": JSONValue.from(orchestrator.preflight(Self.kexecRequest(call)))]))
         case "GetLiveUpdate":
             var parameters: [String: JSONValue] = ["kexecCount": .number(Double(manager.kexecCount))]
             if let report = orchestrator.lastRestoreReport { parameters["restore"] = JSONValue.from(report) }
@@ -402,6 +389,18 @@ public final class ManagerInterface {
             }
         }
         return nil
+    }
+
+    /// Kexec's and Preflight's parameters (types already checked by `mistypedParameter`).
+    static func kexecRequest(_ call: Varlink.Call) -> KexecRequest {
+        var request = KexecRequest(
+            kernel: call.parameters["kernel"]?.string, initrd: call.parameters["initrd"]?.string,
+            commandLine: call.parameters["commandLine"]?.string,
+            reuseCommandLine: call.parameters["reuseCommandLine"]?.bool ?? false,
+            rehearse: call.parameters["rehearse"]?.bool ?? false)
+        request.handedOver = call.parameters["handedOver"]?.bool ?? false
+        request.requireAll = call.parameters["requireAll"]?.bool ?? false
+        return request
     }
 
     private func split(_ method: String) -> (String, String) {

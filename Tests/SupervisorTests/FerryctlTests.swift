@@ -136,10 +136,12 @@ import Glibc
         #expect(usage.status == 64)
         #expect(JSONValue.parse(Array(usage.output.utf8))?["error"]?["code"]?.string == "usage", "\(usage.output)")
         for arguments in [["status"], ["status", "sleeper"], ["show", "sleeper"], ["cat", "sleeper"], ["list-units"],
-                          ["start", "once"], ["fdstore", "once"], ["last-update"]] {
+                          ["start", "once"], ["fdstore", "once"], ["history"]] {
             let result = try Self.ferryctl(arguments + ["--json"], ferryd)
             #expect(JSONValue.parse(Array(result.output.utf8))?.object != nil, "\(arguments): \(result.output)")
         }
+        // Documented: the last update's record, or null on a host that never had one.
+        #expect(JSONValue.parse(Array(try Self.ferryctl(["last-update", "--json"], ferryd).output.utf8)) == .null)
         let list = try Self.run([ferryctlPath, "conformance", "--list", "--json"])
         #expect((JSONValue.parse(Array(list.output.utf8))?.array?.count ?? 0) > 80)
         for command in [["status"], ["show"], ["cat"], ["list-units"], ["start"], ["stop"], ["restart"], ["enable"], ["disable"],

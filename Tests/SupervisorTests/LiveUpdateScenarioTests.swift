@@ -165,7 +165,8 @@ import Glibc
             #expect(ferryd.waitUntil(seconds: 30) {
                 try ferryd.call("GetLiveUpdate").parameters["restore"]?["found"]?.bool == true
             })
-            #expect(try ferryd.storeNames("stubborn.service") == ["data"])
+            // The restored fd is there (the unit, started again, may have stored a second one).
+            #expect(Set(try ferryd.storeNames("stubborn.service")) == ["data"])
             #expect(try ferryd.call("GetManager").parameters["liveUpdatePhase"] == .null)
         }
     }

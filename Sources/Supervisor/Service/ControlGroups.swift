@@ -17,15 +17,41 @@ public struct ControlGroups: Sendable {
 
     static let cgroup2Magic: UInt = 0x6367_7270
 
-    /// The tracker, when `mount` is a cgroup2 file system and `root` can be created in it.
+    /// The tracker, when `mount` is a cgroup2 file system and ferryd can create cgroups in it.
+    ///
+    /// At the top of the hierarchy (PID 1) the units go under `/NAME`. In a cgroup of its own that
+    /// it may write (systemd's `Delegate=yes`), ferryd stays inside it: it moves itself into a leaf
+    /// `ferryd` (a cgroup with children holds no processes of its own) and puts each unit beside it.
     public static func detect(mount: String = "/sys/fs/cgroup", name: String = "ferry") -> ControlGroups? {
         var info = statfs()
         guard statfs(mount, &info) == 0, UInt(bitPattern: Int(info.f_type)) == cgroup2Magic else { return nil }
+        if let own = ownCgroup(), own != "/", let delegated = delegatedSubtree(mount: mount, own: own) { return delegated }
         let root = "\(mount)/\(name)"
         if mkdir(root, 0o755) != 0 && errno != EEXIST { return nil }
         guard access("\(root)/cgroup.procs", W_OK) == 0 else { return nil }
         // Where this mount sits in the hierarchy: our own cgroup line is relative to the namespace root.
         return ControlGroups(root: root, rootInHierarchy: "/\(name)")
+    }
+
+    /// This process's cgroup v2 path, from the `0::` line of /proc/self/cgroup.
+    static func ownCgroup() -> String? {
+        guard let text = readFile("/proc/self/cgroup") else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
+    }
+
+    private static func delegatedSubtree(mount: String, own: String) -> ControlGroups? {
+        let root = mount + own
+        // A re-executed ferryd is already in its leaf.
+        let base = own.hasSuffix("/ferryd") ? String(root.dropLast("/ferryd".count)) : root
+        let inHierarchy = own.hasSuffix("/ferryd") ? String(own.dropLast("/ferryd".count)) : own
+        guard access("\(base)/cgroup.procs", W_OK) == 0 else { return nil }
+        let leaf = "\(base)/ferryd"
+        if mkdir(leaf, 0o755) != 0 && errno != EEXIST { return nil }
+        let fd = open("\(leaf)/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        let procs = OwnedFD(adopting: fd)
+        guard (try? FileIO.writeAll(procs.borrowed, Array("\(getpid())".utf8))) != nil else { return nil }
+        return ControlGroups(root: base, rootInHierarchy: inHierarchy)
     }
 
     func folder(_ unit: UnitName) -> String { "\(root)/\(unit.full)" }
