@@ -101,6 +101,11 @@ if [ $stage = 1 ]; then
   wait_until 60 sh -c "[ \"\$(systemctl show -p MainPID --value ferryd.service)\" != $before ] && ferryctl status >/dev/null 2>&1"
   wait_until 30 sh -c "[ \"\$(ferryctl fdstore ferry-client.service --json 2>/dev/null | grep -o '\"name\"' | wc -l)\" = $FDS ]"
   check ferryd-kill9-lost-nothing "$FDS" "$(ferry_count ferry-client.service)"
+  # The client starts again with what came back (its processes died with ferryd's cgroup) and runs
+  # into the kexec, so that ferryd starts it by itself after the kexec (measure B through ferryd).
+  ferryctl start ferry-client.service > /dev/null 2>&1
+  wait_until 60 sh -c 'ferryctl status ferry-client.service | grep -q "^status  *verified\|^status  *FAILED"'
+  check ferryd-client-verified-after-kill9 "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
 
   # Load the same kernel for the kexec, with the stage marker, the operator's way (kexec-tools).
   cmdline="$(cat /proc/cmdline) ferry_stage=2"
@@ -144,8 +149,8 @@ say "info slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -
 # (c) ferryd's units across a plain `systemctl kexec` (after the kill -9 above): every byte back.
 check_ferryd boot-2
 check ferryd-client-entries-after-kexec "$FDS" "$(ferry_count ferry-client.service)"
-ferryctl start ferry-client.service > /dev/null 2>&1
-wait_until 60 sh -c 'ferryctl status ferry-client.service | grep -q "^status  *verified\|^status  *FAILED"'
+# It ran before the kexec, so ferryd starts it again by itself.
+wait_until 120 sh -c 'ferryctl status ferry-client.service | grep -q "^status  *verified\|^status  *FAILED"'
 check ferryd-client-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
 ferry_log=$(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null)
 if [ "$version" -ge 261 ]; then

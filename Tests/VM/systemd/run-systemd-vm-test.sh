@@ -174,6 +174,12 @@ if len(boots) >= 2:
             break
     else:
         print(f"vm-systemd {suite}: measure B not available (the baseline service did not verify its fds)")
+    # The same client under ferryd (ferryd a service of systemd), started again by ferryd itself.
+    ferried = first(boots[1], "ferry-vm-client ferry-client: verified")
+    if ferried is not None:
+        print(f"vm-systemd {suite}: measure B through ferryd (next kernel start -> ferryd's client verified its fds) {ferried:.3f} s")
+    else:
+        print(f"vm-systemd {suite}: measure B through ferryd not available")
 PY
 }
 
