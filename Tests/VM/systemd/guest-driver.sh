@@ -24,7 +24,8 @@ wait_until() {
   until "$@"; do [ "$(date +%s)" -ge $deadline ] && return 1; sleep 0.2; done
 }
 prop() { systemctl show -p "$2" --value "$1" 2>/dev/null; }
-ferry_status() { ferryctl status "$1" 2>/dev/null | sed -n "s/^$2  *//p"; }
+ferry_status() { ferryctl show "$1" -p StatusText --value 2>/dev/null; }  # $2: status (the only one used)
+ferry_settled() { case $(ferry_status "$1") in verified*|FAILED*) return 0 ;; *) return 1 ;; esac; }
 ferry_count() { ferryctl fdstore "$1" --json 2>/dev/null | grep -o '"name"' | wc -l; }
 status_is_final() { # the client reported something other than its start
   local text; text=$("$@"); [ -n "$text" ] && [ "$text" != "-" ]
@@ -50,7 +51,7 @@ check_ferryd() {
   else
     check "ferryctl-status-$1" answered "exit $?: $(head -c 200 /tmp/ferryctl-status)"
   fi
-  say "info ferryctl status: $(grep -E '^(host|version|kexecCount) ' /tmp/ferryctl-status | tr -s ' ' | tr '\n' ';')"
+  say "info ferryctl status: $(head -n 12 /tmp/ferryctl-status | tr -s ' ' | tr '\n' ';')"
 }
 fd_stores() { # every loaded service with a non-empty fd store in systemd, as UNIT=COUNT
   systemctl show -p Id -p NFileDescriptorStore '*.service' 2>/dev/null |
@@ -83,7 +84,7 @@ if [ $stage = 1 ]; then
   check ferryd-client-stored "stored $FDS fds of $SIZE bytes" "$(ferry_status ferry-client.service status)"
   check ferryd-client-store-count "$FDS" "$(ferry_count ferry-client.service)"
   ferryctl restart ferry-client.service > /dev/null 2>&1
-  wait_until 60 sh -c 'ferryctl status ferry-client.service | grep -q "^status  *verified\|^status  *FAILED"'
+  wait_until 60 ferry_settled ferry-client.service
   check ferryd-client-restart-verified "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
   observe ferryd-client-cgroup "$(client_pid_cgroup ferry-client) (ferryd.service is in $(prop ferryd.service ControlGroup))"
   observe ferryd-pushed-to-systemd "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s) (ferry-client.service has $FDS)"
@@ -104,7 +105,7 @@ if [ $stage = 1 ]; then
   # The client starts again with what came back (its processes died with ferryd's cgroup) and runs
   # into the kexec, so that ferryd starts it by itself after the kexec (measure B through ferryd).
   ferryctl start ferry-client.service > /dev/null 2>&1
-  wait_until 60 sh -c 'ferryctl status ferry-client.service | grep -q "^status  *verified\|^status  *FAILED"'
+  wait_until 60 ferry_settled ferry-client.service
   check ferryd-client-verified-after-kill9 "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
 
   # Load the same kernel for the kexec, with the stage marker, the operator's way (kexec-tools).
@@ -150,7 +151,7 @@ say "info slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -
 check_ferryd boot-2
 check ferryd-client-entries-after-kexec "$FDS" "$(ferry_count ferry-client.service)"
 # It ran before the kexec, so ferryd starts it again by itself.
-wait_until 120 sh -c 'ferryctl status ferry-client.service | grep -q "^status  *verified\|^status  *FAILED"'
+wait_until 120 ferry_settled ferry-client.service
 check ferryd-client-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
 ferry_log=$(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null)
 if [ "$version" -ge 261 ]; then
