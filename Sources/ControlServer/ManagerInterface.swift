@@ -246,6 +246,10 @@ public final class ManagerInterface {
                 }
             }
         } catch {
+            // ferry-kexec.service during a kexec that `ferryctl kexec` itself asked for: already done.
+            if request.handedOver && error.phase == .handOver {
+                return responder.reply(Varlink.Reply(parameters: ["alreadyHandingOver": .bool(true)]))
+            }
             responder.reply(.failure("\(Self.interfaceName).LiveUpdateInProgress", ["phase": .string(error.phase.rawValue)]))
         }
     }

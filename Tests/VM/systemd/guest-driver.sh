@@ -33,6 +33,7 @@ status_is_final() { # the client reported something other than its start
 version=$(systemctl --version | awk 'NR == 1 { print $2 }')
 stage=1
 grep -q 'ferry_stage=2' /proc/cmdline && stage=2
+grep -q 'ferry_stage=3' /proc/cmdline && stage=3
 say "stage $stage start: systemd $version, kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 system_state() { systemctl is-system-running 2>/dev/null; }
@@ -125,6 +126,19 @@ if [ $stage = 1 ]; then
   exit 1
 fi
 
+# Stage 3 (systemd older than 261 only): after `ferryctl kexec`, which asked systemd for the kexec.
+if [ $stage = 3 ]; then
+  check_system_running boot-3
+  check_ferryd boot-3
+  wait_until 120 ferry_settled ferry-client.service
+  check ferryd-client-verified-after-ferryctl-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
+  say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | grep -E 'LUO session|restored|took back' | tail -n 4 | tr '\n' ';')"
+  say "done"
+  sync
+  systemctl --force --force reboot
+  exit 0
+fi
+
 # Stage 2: the kernel after the kexec.
 say "info $(dmesg 2>/dev/null | grep -E 'luo: Retrieved|KHO: found' | sed 's/^\[ *[0-9.]*\] //' | tr '\n' ';')"
 check_system_running boot-2
@@ -166,6 +180,15 @@ say "info ferryctl last-update: $(ferryctl last-update 2>&1 | head -n 14 | tr -s
 observe ferryd-store-above-after-kexec "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s)"
 say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | tail -n 8 | tr '\n' ';')"
 
+if [ "$version" -lt 261 ]; then
+  # The other way in: ferryctl kexec loads the kernel, ferryd preserves and asks systemd.
+  say "stage 2 kexec: ferryctl kexec"
+  ferryctl kexec --kernel /boot/ferry/bzImage --append "$(cat /proc/cmdline) ferry_stage=3" > /tmp/ferryctl-kexec.log 2>&1 ||
+    check ferryctl-kexec accepted "exit $?: $(tr '\n' ' ' < /tmp/ferryctl-kexec.log)"
+  sleep 600
+  say "stage 2: still running 600 s after ferryctl kexec"
+  exit 1
+fi
 say "done"
 sync
 systemctl --force --force reboot

@@ -225,6 +225,11 @@ for suite in "${suites[@]}"; do
   if grep -q '^FERRY-SD stage 2 start' "$dir/results.txt"; then result "$suite" kexec-reached-stage-2 PASS
   else result "$suite" kexec-reached-stage-2 FAIL "the guest never reported from the kernel after the kexec"; ok=0
   fi
+  if [ "$suite" = bookworm ]; then
+    if grep -q '^FERRY-SD stage 3 start' "$dir/results.txt"; then result "$suite" ferryctl-kexec-reached-stage-3 PASS
+    else result "$suite" ferryctl-kexec-reached-stage-3 FAIL "the guest never reported after ferryctl kexec"; ok=0
+    fi
+  fi
   if grep -q '^FERRY-SD done' "$dir/results.txt"; then result "$suite" guest-finished PASS
   else result "$suite" guest-finished FAIL "the guest driver did not finish"; ok=0
   fi
