@@ -44,6 +44,7 @@ run() {  # name runs [options...]
   shift 2
   local work=${FUZZ_WORK:-$here/.build/fuzz-work}/$fuzzer
   mkdir -p "$work/corpus"
+  [ "$count" = 0 ] && count=-1  # libFuzzer: -1 runs without a limit
   local options=(-runs="$count" -artifact_prefix="$work/" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048)
   [ -n "${FUZZ_SECONDS:-}" ] && options+=(-max_total_time="$FUZZ_SECONDS")
   # The Swift runtime's backtracer would intercept the crash before libFuzzer saves the input.

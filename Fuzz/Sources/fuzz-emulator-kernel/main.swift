@@ -76,7 +76,9 @@ func run(_ input: FuzzReader) {
             let fd = memfds[Int(input.byte()) % memfds.count]
             switch input.byte() % 3 {
             case 0: _ = ftruncate(fd, off_t(input.u16()))
-            case 1: _ = pwrite(fd, [UInt8](repeating: 0x5A, count: Int(input.byte())), Int(input.byte()), off_t(input.u16()))
+            case 1:
+                let chunk = [UInt8](repeating: 0x5A, count: Int(input.byte()))
+                _ = pwrite(fd, chunk, chunk.count, off_t(input.u16()))
             default: _ = try? Memfd.addSeals(Memfd.Seals(rawValue: CInt(input.byte() & 0x3F)), to: FileDescriptor(rawValue: fd))
             }
         default:
