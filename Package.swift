@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .executable(name: "ferryctl", targets: ["ferryctl"]),
         .executable(name: "ferryd", targets: ["ferryd"]),
+        // Not an API: what the fuzzers in Fuzz/ (a separate package) drive. Nothing here uses it.
+        .library(name: "FerryFuzzTargets", targets: ["FerrySystem", "FerryJSON", "FDStore", "Supervisor", "FerryControl", "Orchestrator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -38,13 +38,14 @@ static void child(const struct ferry_spawn_request *r, int report) {
     struct sigaction defaults;
     memset(&defaults, 0, sizeof defaults);
     defaults.sa_handler = SIG_DFL;
+    // glibc refuses its own internal signals (32, 33); the kernel does not. They are reset last,
+    // after the ID change: setresuid() signals 33 (SIGSETXID) to any other thread of this process
+    // (a sanitizer runtime starts one after fork), and its default action would kill the child.
+    int internal[4];
+    int internal_count = 0;
     for (int signal = 1; signal < NSIG; signal++) {
         if (signal == SIGKILL || signal == SIGSTOP) continue;
-        if (sigaction(signal, &defaults, NULL) < 0) {
-            // glibc refuses its own internal signals (32, 33); the kernel does not.
-            struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } raw = {0};
-            syscall(SYS_rt_sigaction, signal, &raw, NULL, sizeof raw.mask);
-        }
+        if (sigaction(signal, &defaults, NULL) < 0 && internal_count < 4) internal[internal_count++] = signal;
     }
     if (setsid() < 0) fail(report, errno);
     if (r->cgroup_procs_fd >= 0) {
@@ -91,6 +92,10 @@ static void child(const struct ferry_spawn_request *r, int report) {
         if (setgroups((size_t)r->group_count, r->groups) < 0) fail(report, errno);
         if (setresgid(r->gid, r->gid, r->gid) < 0) fail(report, errno);
         if (setresuid(r->uid, r->uid, r->uid) < 0) fail(report, errno);
+    }
+    for (int i = 0; i < internal_count; i++) {
+        struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } raw = {0};
+        syscall(SYS_rt_sigaction, internal[i], &raw, NULL, sizeof raw.mask);
     }
     if (r->listen_pid_entry) write_decimal(r->listen_pid_entry + strlen("LISTEN_PID="), (long)getpid());
     execve(r->path, r->argv, r->envp);

@@ -28,6 +28,17 @@ public final class EmulatorHost: Sendable {
             ready = OwnedFD(adopting: fds[0])
             signal = fds[1]
         }
+        private var announced = false
+        /// Tells the starting thread the outcome, once (run() failing later must not close the
+        /// descriptor number again): one byte, then the close. The byte, not only the close, is
+        /// what ThreadSanitizer sees as ordering `handle`/`error` before the read.
+        func announce() {
+            guard !announced else { return }
+            announced = true
+            var byte: UInt8 = 1
+            _ = Glibc.write(signal, &byte, 1)
+            Glibc.close(signal)
+        }
     }
 
     /// Starts a server on `socketPath` and returns once it listens.
@@ -39,11 +50,11 @@ public final class EmulatorHost: Sendable {
             do throws(SystemCallError) {
                 let server = try EmulatorServer(socketPath: socketPath, profile: profile, logger: logger)
                 startup.handle = server.stopHandle
-                Glibc.close(startup.signal)
+                startup.announce()
                 try server.run()
             } catch {
                 startup.error = error
-                Glibc.close(startup.signal)
+                startup.announce()
             }
         }
         var byte: UInt8 = 0

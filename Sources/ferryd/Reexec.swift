@@ -2,6 +2,7 @@ import CFerry
 import FerrySystem
 import FoundationEssentials
 import LiveUpdateReports
+import Orchestrator
 import Supervisor
 import SystemPackage
 
@@ -14,19 +15,9 @@ import Glibc
 enum Reexec {
     static let variable = "FERRYD_STATE_FD"
 
-    struct State: Codable {
-        var version: Int
-        var notifyFD: Int32
-        var controlFD: Int32
-        var kexecCount: UInt32
-        var units: [UnitSnapshot]
-        /// The runtime directory's lock, held across the exec.
-        var lockFD: Int32?
-        /// The version that wrote this state, for "re-executed A → B".
-        var ferrydVersion: String?
-        /// This boot's restore report, so `last-update` survives an upgrade.
-        var lastRestore: RestoreReport?
-    }
+    /// The state itself, and its JSON reading, live in Orchestrator (`ReexecState`), where the
+    /// fuzzers can reach them.
+    typealias State = ReexecState
 
     /// The program to execute: the path ferryd was started from, resolved once at start, so that
     /// a binary replaced on disk (an upgrade) is what runs next, not the deleted old one.
@@ -43,8 +34,8 @@ enum Reexec {
 
     /// Returns only when exec failed (then every descriptor is close-on-exec again).
     static func execute(_ state: State, keeping descriptors: [CInt], program: String? = nil) -> String? {
-        guard let data = try? JSONEncoder().encode(state),
-            let memfd = try? Memfd.create(name: "ferryd-state", contents: Array(data)),
+        guard let data = state.encoded(),
+            let memfd = try? Memfd.create(name: "ferryd-state", contents: data),
             (try? FileIO.seek(memfd.borrowed, to: 0)) != nil
         else {
             return "cannot serialize state into a memfd"
@@ -67,7 +58,7 @@ enum Reexec {
         unsetenv(variable)
         let owned = OwnedFD(adopting: fd)
         guard let bytes = try? FileIO.readAll(owned.borrowed),
-            let state = try? JSONDecoder().decode(State.self, from: Data(bytes)), state.version == 1
+            let state = State.decode(bytes)
         else {
             printError("ferryd: cannot read the re-exec state in fd \(fd); starting fresh")
             return nil

@@ -16,7 +16,7 @@ enum Values {
     static func duration(_ text: String) -> Duration? {
         let trimmed = text.trimmingWhitespace().lowercased()
         if trimmed == "infinity" { return infinity }
-        if let seconds = Double(trimmed) { return .milliseconds(Int64(seconds * 1000)) }
+        if let seconds = Double(trimmed) { return milliseconds(seconds * 1000) }
         var total: Double = 0
         var number = ""
         var unit = ""
@@ -50,7 +50,15 @@ enum Values {
             }
         }
         guard flush(), parsedAny else { return nil }
-        return .milliseconds(Int64(total * 1000))
+        return milliseconds(total * 1000)
+    }
+
+    /// NaN, infinities (Double reads "inf", "nan", "1e400") and negative spans are not times; spans
+    /// longer than `infinity` are `infinity`. (Converting them to Int64 used to trap.)
+    private static func milliseconds(_ value: Double) -> Duration? {
+        guard value.isFinite, value >= 0 else { return nil }
+        guard value < Double(Int64.max / 1_000_000) else { return infinity }
+        return .milliseconds(Int64(value))
     }
 
     /// A non-negative integer.
