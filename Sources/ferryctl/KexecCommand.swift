@@ -128,7 +128,9 @@ enum LiveUpdateClient {
             guard error.hasSuffix(".LiveUpdateFailed") else {
                 throw Failure.fromReply(reply, method: "io.ferry.Manager.Kexec", unit: nil, command: "kexec")
             }
-            var text = "live update failed and was rolled back: \(report?.failure ?? error)"
+            // A rollback only when something was undone: refused before the stop, nothing changed.
+            let undone = report?.timings.stop != nil
+            var text = "live update \(undone ? "failed and was rolled back" : "refused, nothing was changed"): \(report?.failure ?? error)"
             for skipped in report?.skipped ?? [] { text += "\n  skipped: \(skipped)" }
             return Outcome(succeeded: false, text: text, json: .object(reply.parameters), error: error)
         }

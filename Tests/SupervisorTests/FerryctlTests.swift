@@ -120,6 +120,15 @@ import Glibc
         #expect(try Self.ferryctl(["cat", "nope"], ferryd).status == 5)
     }
 
+    /// A refusal before anything stopped is not called a rollback.
+    @Test func aRefusedUpdateIsNotCalledARollback() throws {
+        let ferryd = try FerrydInstance(units: Self.units)
+        let result = try Self.ferryctl(["kexec", "--kernel", "/nonexistent/bzImage"], ferryd)
+        #expect(result.status == 1)
+        #expect(result.output.contains("live update refused, nothing was changed"), "\(result.output)")
+        #expect(!result.output.contains("rolled back"))
+    }
+
     @Test func everyCommandTakesJSONAndErrorsComeAsJSON() throws {
         let ferryd = try FerrydInstance(units: Self.units)
         let missing = try Self.ferryctl(["status", "nope", "--json"], ferryd)
