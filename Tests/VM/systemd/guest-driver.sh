@@ -77,6 +77,7 @@ if [ $stage = 1 ]; then
   say "info Ferry's systemd units: $(cd /etc/systemd/system && for u in ferry*.service; do [ "$u" = ferry-vm-test.service ] || [ "$u" = ferry-vm-baseline.service ] || printf '%s (%s) ' "$u" "$(systemctl is-enabled "$u" 2>/dev/null)"; done)"
   check dev-liveupdate present "$( [ -c /dev/liveupdate ] && echo present || echo missing)"
   check_system_running boot-1
+if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd alone, for the baseline)
   check_ferryd boot-1
 
   # (a) A libsystemd client under ferryd (ferryd itself a systemd service).
@@ -90,6 +91,7 @@ if [ $stage = 1 ]; then
   observe ferryd-client-cgroup "$(client_pid_cgroup ferry-client) (ferryd.service is in $(prop ferryd.service ControlGroup))"
   observe ferryd-pushed-to-systemd "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s) (ferry-client.service has $FDS)"
 
+fi
   # (b) The baseline: the same client directly under systemd, started at boot.
   wait_until 60 status_is_final prop ferry-vm-baseline.service StatusText
   check baseline-stored "stored $FDS fds of $SIZE bytes" "$(prop ferry-vm-baseline.service StatusText)"
@@ -97,6 +99,7 @@ if [ $stage = 1 ]; then
 
   say "info systemd's fd stores before the kexec: $(fd_stores)"
 
+if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd alone, for the baseline)
   # (d) A crash of ferryd loses nothing: systemd restarts it and hands back what it pushed up.
   before=$(prop ferryd.service MainPID)
   kill -9 "$before"
@@ -109,6 +112,7 @@ if [ $stage = 1 ]; then
   wait_until 60 ferry_settled ferry-client.service
   check ferryd-client-verified-after-kill9 "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
 
+fi
   # Load the same kernel for the kexec, with the stage marker, the operator's way (kexec-tools).
   cmdline="$(cat /proc/cmdline) ferry_stage=2"
   if kexec -s -l /boot/ferry/bzImage --append="$cmdline" > /tmp/kexec.log 2>&1; then :; else
@@ -161,6 +165,7 @@ say "info systemd-analyze time: $(systemd-analyze time 2>/dev/null | tr -s ' \n'
 say "info systemd's fd stores after the kexec: $(fd_stores)"
 say "info slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -n 6 | tr -s ' \n' ' ')"
 
+if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd alone, for the baseline)
 # (c) ferryd's units across a plain `systemctl kexec` (after the kill -9 above): every byte back.
 check_ferryd boot-2
 check ferryd-client-entries-after-kexec "$FDS" "$(ferry_count ferry-client.service)"
@@ -176,11 +181,12 @@ else
   # systemd 252 carries nothing: ferryd preserved them in its own session and held it through the shutdown.
   check carried-by-ferryd-session yes "$(echo "$ferry_log" | grep -q "found LUO session 'ferry'" && echo yes || echo no)"
 fi
+fi
 say "info ferryctl last-update: $(ferryctl last-update 2>&1 | head -n 14 | tr -s ' ' | tr '\n' ';')"
 observe ferryd-store-above-after-kexec "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s)"
 say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | tail -n 8 | tr '\n' ';')"
 
-if [ "$version" -lt 261 ]; then
+if [ "$version" -lt 261 ] && [ "${PLAIN:-0}" != 1 ]; then
   # The other way in: ferryctl kexec loads the kernel, ferryd preserves and asks systemd.
   say "stage 2 kexec: ferryctl kexec"
   ferryctl kexec --kernel /boot/ferry/bzImage --append "$(cat /proc/cmdline) ferry_stage=3" > /tmp/ferryctl-kexec.log 2>&1 ||
