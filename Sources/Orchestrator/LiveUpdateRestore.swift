@@ -81,7 +81,8 @@ extension LiveUpdateOrchestrator {
     /// kexec (only if the boot changed: a restart of ferryd after a kexec that did not happen
     /// just starts the units again), and starts the units that ran before.
     @discardableResult
-    public func restoreFromManagerAbove(state bytes: [UInt8], restored: Int, startUnits: Bool = true) -> RestoreReport {
+    public func restoreFromManagerAbove(state bytes: [UInt8], placed: [TakeBackReport.Placed],
+                                        startUnits: Bool = true) -> RestoreReport {
         var report = RestoreReport()
         let started = MonotonicClock.microseconds()
         defer { lastRestoreStorage = report }
@@ -95,16 +96,28 @@ extension LiveUpdateOrchestrator {
         let before = state["kexecCount"]?.number.map { UInt32(clamping: Int64($0)) } ?? manager.kexecCount
         report.kexecCount = rebooted ? before &+ 1 : before
         manager.kexecCount = report.kexecCount
-        report.restored = []
         adoptCarried(state, into: &report)
+        report.restored = carriedAbove(placed, preserved: report.update?.preserved ?? [])
         adoptTimings(state, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
-        logger.info("\(rebooted ? "after the kexec" : "the kexec did not happen"): \(restored) stored fd(s) came back from the manager above; kexec count \(report.kexecCount)")
+        logger.info("\(rebooted ? "after the kexec" : "the kexec did not happen"): \(placed.count) stored fd(s) came back from the manager above; kexec count \(report.kexecCount)")
         if startUnits {
             let names = (state["activeUnits"]?.array ?? []).compactMap { $0.string.flatMap(UnitName.init) }
             startRestored(names, report: &report)
         }
         return report
+    }
+
+    /// What the manager above handed back, as restored items: each keeps the kind (fd or LUO
+    /// session) it was preserved as, so that the update's record counts it as carried, not lost.
+    private func carriedAbove(_ placed: [TakeBackReport.Placed], preserved: [LiveUpdateReport.Item]) -> [LiveUpdateReport.Item] {
+        var before: [String: LiveUpdateReport.Item] = [:]
+        for item in preserved { before["\(item.unit)\u{0}\(item.name)"] = item }
+        return placed.map { entry in
+            let earlier = before["\(entry.unit)\u{0}\(entry.name)"]
+            return LiveUpdateReport.Item(unit: entry.unit, name: entry.name, type: earlier?.type ?? "fd",
+                                         sessionName: earlier?.sessionName)
+        }
     }
 
     /// Takes the report a previous ferryd of this boot kept (re-exec, upgrade).
