@@ -265,10 +265,15 @@ extension LiveUpdateOrchestrator {
         var firstReady: UInt64?
         let restarted = RestartedUnits(origin: restoreEnd)
         manager.observeStates { [weak self] service in
-            if restarted.note(service) { self?.lastRestoreStorage?.services = restarted.services }
-            guard firstReady == nil, service.state.active == .active || service.state == .pinned else { return }
-            firstReady = MonotonicClock.microseconds() - restoreEnd
-            self?.lastRestoreStorage?.timings.ready = firstReady
+            let noted = restarted.note(service)
+            let firstNow = firstReady == nil && (service.state.active == .active || service.state == .pinned)
+            if firstNow { firstReady = MonotonicClock.microseconds() - restoreEnd }
+            // One change of the report for both: each change reaches the observer, which logs the
+            // update's summary as soon as every unit is ready, and must see the blackout then.
+            guard noted || firstNow, let self, var changed = lastRestoreStorage else { return }
+            if noted { changed.services = restarted.services }
+            if firstNow { changed.timings.ready = firstReady }
+            lastRestoreStorage = changed
         }
         var startable: [String] = []
         for name in names {

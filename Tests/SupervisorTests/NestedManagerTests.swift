@@ -145,6 +145,10 @@ extension NestedManagerTests {
             }, "\(String(describing: last))")
             #expect(last?["carriedCount"]?.number == 2, "\(String(describing: last))")
             #expect(last?["lostCount"]?.number == 0, "\(String(describing: last))")
+            // Written when the update settled (its one unit ready), with the blackout already known.
+            let onDisk = JSONValue.parse(Array(readText("\(nest.innerRoot.path)/state/history.json").utf8))
+            let saved = onDisk?["updates"]?.array?.first
+            #expect(saved?["blackoutUs"]?.number != nil, "\(String(describing: saved))")
         }
     }
 }
