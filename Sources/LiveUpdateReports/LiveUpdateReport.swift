@@ -197,14 +197,18 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         /// Why not, in words; or how it rides (e.g. "kept open: a LUO session").
         public var reason: String?
         public var bytes: Int64?
+        /// X-FerryFDGroup=: its group, with its place in the preservation order ("vm0 #2").
+        public var group: String?
 
-        public init(unit: String, name: String, type: String, survives: Bool, reason: String? = nil, bytes: Int64? = nil) {
+        public init(unit: String, name: String, type: String, survives: Bool, reason: String? = nil, bytes: Int64? = nil,
+                    group: String? = nil) {
             self.unit = unit
             self.name = name
             self.type = type
             self.survives = survives
             self.reason = reason
             self.bytes = bytes
+            self.group = group
         }
     }
 

@@ -186,23 +186,26 @@ public final class LiveUpdateFlow {
         for loss in collection.losses { report.lose(loss) }
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {
-            return handOver(collection.entries, to: above)
+            // The manager above preserves what it holds, in its own order (groups are Ferry's).
+            return handOver(collection.allEntries, to: above)
         }
-        preserve(collection.entries)
+        preserve(collection)
     }
 
-    // MARK: 5. Preserve: Ferry's session, the mapping first, then every fd
+    // MARK: 5. Preserve: Ferry's session, the mapping first, then every fd, then each group
 
-    private func preserve(_ entries: [StoreCollection.Entry]) {
+    private func preserve(_ collection: StoreCollection) {
         phase = .preserve
         var prepared: PreparedSession
         do throws(PreparedSession.Failure) {
             prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName,
-                                           entryCount: entries.count)
+                                           entryCount: collection.allEntries.count)
         } catch {
             return rollBack(error.text)
         }
-        prepared.preserve(entries, report: &report, logger: logger)
+        prepared.preserve(collection.entries, report: &report, logger: logger)
+        // Each group after every ungrouped fd, in a session of its own (PreparedSession+Groups).
+        for group in collection.groups { prepared.preserve(group, report: &report, logger: logger) }
         report.timings.preserve = lap()
         handOver(prepared)
     }
