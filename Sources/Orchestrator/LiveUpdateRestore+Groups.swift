@@ -7,8 +7,7 @@ import Supervisor
 
 /// After boot, X-FerryFDGroup= groups come back in reverse: the last group preserved is the first
 /// retrieved, and within a group the last member first (a VFIO device before its iommufd before
-/// the guest memory), then the group's session is finished. The fds then enter their unit's store
-/// in the declared order, so LISTEN_FDNAMES reads as it did before the update.
+/// the guest memory), then the group's session is finished.
 extension LiveUpdateOrchestrator {
     /// One group as `state.ferry.groups` recorded it (PreparedSession+Groups.swift).
     struct RestoredGroup {
@@ -32,13 +31,12 @@ extension LiveUpdateOrchestrator {
         }
     }
 
-    /// Retrieves every group in reverse, finishes each group's session after its members, then
-    /// hands the fds to their stores in declared order.
+    /// Retrieves every group in reverse and finishes each group's session after its members. Each
+    /// fd enters its store as it is retrieved: a store lists its newest fd first, so the unit's
+    /// LISTEN_FDNAMES then names each group in its declared order, ahead of its other fds.
     func restoreGroups(_ groups: [RestoredGroup], shards: Shards, device: borrowing LiveUpdateDevice,
                        report: inout RestoreReport) {
-        var held = OwnedFDs()
-        var placed: [(group: Int, member: Int, slot: Int)] = []
-        for (groupIndex, group) in groups.enumerated().reversed() {
+        for group in groups.reversed() {
             let session: PreparedSession.Shard
             switch shard(group.session, shards, device: device) {
             case .success(let retrieved): session = retrieved
@@ -50,29 +48,27 @@ extension LiveUpdateOrchestrator {
                 shards.failed[group.session] = "\(error)"
                 continue
             }
-            for (memberIndex, member) in group.members.enumerated().reversed() {
-                let token = UInt64(memberIndex + 1)
-                do throws(LiveUpdateError) {
-                    held.append(try session.session.retrieve(token: token))
-                    placed.append((groupIndex, memberIndex, held.count - 1))
-                } catch {
-                    report.lose(.init(unit: group.unit.full, name: member, reason: .retrieveFailed,
-                                      detail: "unit \(group.unit) fd '\(member)' (group \(group.name)) token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))
-                }
+            for (index, member) in group.members.enumerated().reversed() {
+                restoreMember(member, token: UInt64(index + 1), of: group, from: session, report: &report)
             }
             finishGroup(session, group: group, shards: shards)
         }
-        for (groupIndex, memberIndex, slot) in placed.sorted(by: { ($0.group, $0.member) < ($1.group, $1.member) }) {
-            let group = groups[groupIndex]
-            let name = group.members[memberIndex]
-            guard let fd = held.take(at: slot) else { continue }
-            guard manager.stores.attach(fd, to: group.unit, name: name, origin: "LUO") else {
-                report.lose(.init(unit: group.unit.full, name: name, reason: .storeRefused,
-                                  detail: "unit \(group.unit) fd '\(name)' (group \(group.name)): its store refused it"))
-                continue
-            }
-            report.restored.append(.init(unit: group.unit.full, name: name, type: "fd", token: UInt64(memberIndex + 1)))
+    }
+
+    private func restoreMember(_ name: String, token: UInt64, of group: RestoredGroup, from session: PreparedSession.Shard,
+                               report: inout RestoreReport) {
+        let fd: OwnedFD
+        do throws(LiveUpdateError) {
+            fd = try session.session.retrieve(token: token)
+        } catch {
+            return report.lose(.init(unit: group.unit.full, name: name, reason: .retrieveFailed,
+                                     detail: "unit \(group.unit) fd '\(name)' (group \(group.name)) token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))
         }
+        guard manager.stores.attach(fd, to: group.unit, name: name, origin: "LUO") else {
+            return report.lose(.init(unit: group.unit.full, name: name, reason: .storeRefused,
+                                     detail: "unit \(group.unit) fd '\(name)' (group \(group.name)): its store refused it"))
+        }
+        report.restored.append(.init(unit: group.unit.full, name: name, type: "fd", token: token))
     }
 
     /// FINISH right after the group's last retrieve, so groups finish in reverse order too; the

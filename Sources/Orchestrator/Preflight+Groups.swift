@@ -42,7 +42,7 @@ extension LiveUpdateOrchestrator {
             for member in group.members {
                 let fd = FileDescriptor(rawValue: member.fd)
                 if LossReasons.kind(of: fd) != "memfd" {
-                    return (member.name, LossReasons.preserveFailed(.noSuchFileOrDirectory, fd: fd).reason + "; PRESERVE_FD: ENOENT")
+                    return (member.name, LossReasons.preserveFailed(.noSuchFileOrDirectory, fd: fd).reason + "; \(LiveUpdateRequest.preserveFD.description): ENOENT")
                 }
             }
             return nil

@@ -108,13 +108,13 @@ struct StoreCollection {
         return collection
     }
 
-    /// Members sorted by the pattern each matched first; the stable sort keeps store order among
-    /// fds that matched the same pattern (mem-0, mem-1 as they were stored).
+    /// Members sorted by the pattern each matched first, and fds that matched the same pattern in
+    /// the order they were stored (a store lists its newest first, so that is reversed here).
     private mutating func addGroups(_ grouped: [(group: Int, position: Int, entry: Entry)], of service: Service) {
         for (index, group) in service.config.fdGroups.enumerated() {
             let members = grouped.enumerated()
                 .filter { $0.element.group == index }
-                .sorted { ($0.element.position, $0.offset) < ($1.element.position, $1.offset) }
+                .sorted { ($0.element.position, -$0.offset) < ($1.element.position, -$1.offset) }
                 .map(\.element.entry)
             if !members.isEmpty { groups.append(Group(unit: service.name, name: group.name, members: members)) }
         }
