@@ -101,4 +101,69 @@ import Glibc
             #expect(ferryd.waitUntil { Report.read(after)?.fds.contains { $0.name == "data" && $0.data == "precious" } == true })
         }
     }
+
+    /// contrib/examples: what docs/prepare-barrier.md shows a C or Python service doing.
+    static let examples: String = {
+        var path = #filePath
+        while !path.hasSuffix("/Tests/") { path.removeLast() }
+        return String(path.dropLast("Tests/".count)) + "contrib/examples"
+    }()
+
+    static func exampleUnit(_ command: String, extra: String = "") -> String {
+        """
+        [Service]
+        Type=notify
+        ExecStart=\(command)
+        X-FerryPrepare=yes
+        TimeoutStopSec=5
+        \(extra)
+        """
+    }
+
+    /// The C example, built with cc, refuses: the update is abandoned and the example resumes.
+    @Test(.enabled(if: access("/usr/bin/cc", X_OK) == 0, "needs cc")) func theCExampleRefusesAndResumes() throws {
+        try withEmulator { emulator in
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            let binary = "\(ferryd.directory.path)/prepare-barrier"
+            let cc = try Child.spawn(["/usr/bin/cc", "-Wall", "-Werror", "-O2", "-o", binary, "\(Self.examples)/prepare-barrier.c"])
+            try #require(cc.wait() == 0, "cc failed: \(cc.output)")
+            ferryd.writeUnit("c.service", Self.exampleUnit("\(binary) 'guest 3 is migrating'"))
+            _ = try ferryd.start("c.service")
+            #expect(try ferryd.state("c.service") == "active (running)")
+            let reply = try ferryd.call("Kexec", ["rehearse": .bool(true)])
+            #expect(reply.error == "io.ferry.Manager.LiveUpdateFailed")
+            #expect(reply.parameters["report"]?["failure"]?.string == "unit c.service refused to prepare for the live update: guest 3 is migrating")
+            #expect(ferryd.waitUntil { try ferryd.unit("c.service")["status"]?.string == "resumed after an abandoned live update" })
+            #expect(try ferryd.state("c.service") == "active (running)")
+        }
+    }
+
+    /// The Python example (standard library only) prepares, and a ServiceKit service refuses.
+    @Test func thePythonExamplePreparesAndAServiceKitServiceRefuses() throws {
+        try withEmulator { emulator in
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            ferryd.writeUnit("py.service", Self.exampleUnit("\(systemPython) \(Self.examples)/prepare-barrier.py"))
+            ferryd.writeUnit("swift.service", Self.exampleUnit("\(ferryctlPath) test-service prepare refuse:swift-says-no",
+                                                             extra: "FileDescriptorStoreMax=4\nFileDescriptorStorePreserve=yes"))
+            _ = try ferryd.start("py.service")
+            _ = try ferryd.start("swift.service")
+            #expect(ferryd.waitUntil { try ferryd.storeNames("swift.service") == ["state"] })
+            let reply = try ferryd.call("Kexec", ["rehearse": .bool(true)])
+            let report = try #require(reply.parameters["report"]?.decode(LiveUpdateReport.self), "\(reply)")
+            #expect(report.failure == "unit swift.service refused to prepare for the live update: swift-says-no")
+            #expect(report.barrier?.first { $0.unit == "swift.service" }?.outcome == "refused")
+            #expect(ferryd.waitUntil { try ferryd.unit("py.service")["status"]?.string == "resumed after an abandoned live update" })
+            #expect(ferryd.waitUntil { try ferryd.unit("swift.service")["status"]?.string == "resumed" })
+            #expect(try ferryd.storeNames("swift.service") == ["state"])
+            // Without the refusing unit, the Python example prepares and the update goes on.
+            ferryd.writeUnit("swift.service", Self.exampleUnit("\(ferryctlPath) test-service prepare ok",
+                                                             extra: "FileDescriptorStoreMax=4\nFileDescriptorStorePreserve=yes"))
+            _ = try ferryd.call("Reload")
+            _ = try ferryd.call("RestartUnit", ["name": .string("swift.service")])
+            #expect(ferryd.waitUntil { try ferryd.state("swift.service") == "active (running)" })
+            let restore = try LiveUpdateScenarioTests.rehearse(ferryd)
+            let update = try #require(restore["update"]?.decode(LiveUpdateReport.self), "\(restore)")
+            #expect(update.barrier?.map { "\($0.unit) \($0.outcome)" }.sorted() == ["py.service prepared", "swift.service prepared"])
+        }
+    }
 }
