@@ -221,6 +221,8 @@ public struct PreflightReport: Codable, Sendable, Equatable {
     public var method = ""
     /// Every reason not to go.
     public var problems: [String] = []
+    /// Units the barrier would ask to prepare first (X-FerryPrepare=yes), each with its signal and deadline.
+    public var prepare: [String] = []
 
     public init() {}
 
@@ -229,7 +231,7 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         !problems.isEmpty ? "no-go" : entries.allSatisfy(\.survives) ? "go" : "go-with-losses"
     }
 
-    enum CodingKeys: String, CodingKey { case entries, pinnedBytes, kernel, method, problems, verdict }
+    enum CodingKeys: String, CodingKey { case entries, pinnedBytes, kernel, method, problems, verdict, prepare }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -239,6 +241,7 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         try container.encode(method, forKey: .method)
         try container.encode(problems, forKey: .problems)
         try container.encode(verdict, forKey: .verdict)
+        try container.encode(prepare, forKey: .prepare)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -248,5 +251,6 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         kernel = try container.decodeIfPresent(String.self, forKey: .kernel) ?? ""
         method = try container.decodeIfPresent(String.self, forKey: .method) ?? ""
         problems = try container.decodeIfPresent([String].self, forKey: .problems) ?? []
+        prepare = try container.decodeIfPresent([String].self, forKey: .prepare) ?? []
     }
 }

@@ -33,6 +33,10 @@ extension LiveUpdateOrchestrator {
             tryEntries(collection.entries, groups: collection.groups, into: &report)
         }
         applyPolicy(request, to: &report)
+        report.prepare = PrepareBarrier.candidates(in: manager).map { service in
+            let config = service.config.prepareBarrier
+            return "\(service.name): asked with \(config.prepareSignal), answer due within \(config.timeout)"
+        }
         return report
     }
 
