@@ -16,14 +16,25 @@ extension LiveUpdateOrchestrator {
         var session: String
         var members: [String]
 
-        /// The recorded groups, skipping any entry that is not well formed or not in Ferry's namespace.
-        static func read(_ ferry: JSONValue?, sessionName: String, problems: inout [String]) -> [RestoredGroup] {
-            (ferry?["groups"]?.array ?? []).compactMap { value in
+        /// The recorded groups that agree with the mapping: a record is used only when its session
+        /// holds exactly its members, for its unit, at tokens 1…n, and no other record names that
+        /// session. Any other is dropped with a problem, and its fds restore in mapping order.
+        static func read(_ mapping: LiveUpdateMapping, sessionName: String, problems: inout [String]) -> [RestoredGroup] {
+            var entries: [String: Set<String>] = [:]
+            for (unit, unitEntries) in mapping.units {
+                for case .fd(let name, let token, let shard?) in unitEntries {
+                    entries[shard, default: []].insert("\(unit)\u{0}\(name)\u{0}\(token)")
+                }
+            }
+            var seen: Set<String> = []
+            return (mapping.state["ferry"]?["groups"]?.array ?? []).compactMap { value in
                 guard let unit = value["unit"]?.string.flatMap(UnitName.init), let name = value["group"]?.string,
                     let session = value["session"]?.string, PreparedSession.isShard(session, of: sessionName),
-                    let members = value["members"]?.array?.compactMap(\.string)
+                    let members = value["members"]?.array?.compactMap(\.string), !members.isEmpty,
+                    entries[session] == Set(members.enumerated().map { "\(unit.full)\u{0}\($1)\u{0}\($0 + 1)" }),
+                    seen.insert(session).inserted
                 else {
-                    problems.append("a group record in the mapping is malformed; its fds are restored in mapping order")
+                    problems.append("a group record in the mapping does not match its entries; its fds are restored in mapping order")
                     return nil
                 }
                 return RestoredGroup(unit: unit, name: name, session: session, members: members)

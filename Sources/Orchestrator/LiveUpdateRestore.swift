@@ -52,7 +52,7 @@ extension LiveUpdateOrchestrator {
         report.kexecCount = mapping.kexecsCount &+ 1
         manager.kexecCount = report.kexecCount
         let shards = Shards(names: (mapping.state["ferry"]?["shards"]?.array ?? []).compactMap(\.string))
-        let groups = RestoredGroup.read(mapping.state["ferry"], sessionName: sessionName, problems: &report.problems)
+        let groups = RestoredGroup.read(mapping, sessionName: sessionName, problems: &report.problems)
         // A group's entries wait for restoreGroups, which takes them in reverse.
         let groupSessions = Set(groups.map(\.session))
         for (unit, entries) in mapping.units {

@@ -87,8 +87,8 @@ public enum SignalName: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension ServiceConfig {
-    /// Applies one of Ferry's `X-` keys; nil when `key` is not one of them (systemd ignores the rest).
-    mutating func applyLiveUpdateKey(_ key: String, value: String) -> String?? {
+    /// Applies one of Ferry's `X-Ferry…` keys; returns a warning, or nil when it was applied.
+    mutating func applyLiveUpdateKey(_ key: String, value: String) -> String? {
         switch key {
         case "X-FerryRequired":
             guard let flag = Values.boolean(value) else { return "X-FerryRequired=\(value) is not a boolean, ignored" }
@@ -103,11 +103,12 @@ extension ServiceConfig {
             guard let duration = Values.duration(value), duration > .zero else { return "X-FerryPrepareTimeoutSec=\(value) is not a time, ignored" }
             prepareBarrier.timeout = duration
         case "X-FerryFDGroup":
-            return .some(addFDGroup(value))
+            return addFDGroup(value)
         default:
-            return .none
+            // A misspelt key would silently opt out (X-FerryPrepair=yes): say so.
+            return "unknown Ferry setting \(key)= in [Service], ignored"
         }
-        return .some(nil)
+        return nil
     }
 
     /// `NAME PATTERN…`; an empty value clears every group, as list settings do in systemd.

@@ -158,7 +158,7 @@ public struct ServiceConfig: Sendable, Equatable {
              ("Install", "WantedBy"), ("Install", "RequiredBy"):
             return addNames(value, to: Self.dependencyList(key), key: key)
         case ("Service", let ferryKey) where ferryKey.hasPrefix("X-Ferry"):
-            if let problem = applyLiveUpdateKey(ferryKey, value: value) { return problem }
+            return applyLiveUpdateKey(ferryKey, value: value)
         case (_, let other) where other.hasPrefix("X-"):
             break  // extensions for other tools, as systemd ignores them
         case ("Install", "Alias"), ("Install", "Also"), ("Install", "DefaultInstance"),
