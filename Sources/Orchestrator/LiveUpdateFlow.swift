@@ -113,6 +113,12 @@ public final class LiveUpdateFlow {
         self.barrier = nil
         report.barrier = barrier.replies
         guard let failure else { return stopUnits() }
+        if request.handedOver {
+            // systemctl kexec is already under way: a refusal cannot stop it, and units started
+            // again now would only be killed by the shutdown. Say so, and carry what can be carried.
+            logger.warning("live update: \(failure); the kexec is already under way (systemd's), going on")
+            return stopUnits()
+        }
         // Nothing was stopped or preserved: the units asked carry on where they were.
         barrier.resumeAll()
         rollBack(failure)
