@@ -78,4 +78,20 @@ import Glibc
         let (cleared, _) = Self.interpret("X-FerryFDGroup=vm0 a\nX-FerryFDGroup=\n")
         #expect(cleared.fdGroups.isEmpty)
     }
+
+    @Test(arguments: [
+        ("X_FERRY_PREPARED=1", PrepareAnswer.prepared),
+        ("STATUS=flushed\nX_FERRY_PREPARED=1", .prepared),
+        ("X_FERRY_REFUSED=guest migrating", .refused("guest migrating")),
+        ("X_FERRY_REFUSED=", .refused("no reason given")),
+        ("X_FERRY_PREPARED=1\nX_FERRY_REFUSED=changed my mind", .refused("changed my mind")),
+    ])
+    func prepareAnswersInNotifyMessages(_ text: String, _ answer: PrepareAnswer) throws {
+        let message = try NotifyMessage.parse(Array(text.utf8)).get()
+        #expect(message.prepareAnswer == answer)
+    }
+
+    @Test func otherMessagesCarryNoAnswer() throws {
+        #expect(try NotifyMessage.parse(Array("X_FERRY_PREPARED=0\nREADY=1".utf8)).get().prepareAnswer == nil)
+    }
 }
