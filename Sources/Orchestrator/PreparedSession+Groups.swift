@@ -36,19 +36,11 @@ extension PreparedSession {
             return lose(group, failed: group.members[0].name, because: "its LUO session could not be created",
                         report: &report, logger: logger)
         }
-        for (index, member) in group.members.enumerated() {
-            let fd = FileDescriptor(rawValue: member.fd)
-            do throws(LiveUpdateError) {
-                try shard.session.preserve(fd, token: UInt64(index + 1))
-                shard.files += 1
-            } catch {
-                // Closing the group's session takes back every member already in it.
-                dropLastShard()
-                let reason = LossReasons.preserveFailed(error.errno, fd: fd).reason
-                let errno = error.errno?.symbolicName ?? "\(error.kind)"
-                return lose(group, failed: member.name, because: "\(reason); \(error.operation): \(errno)",
-                            report: &report, logger: logger)
-            }
+        if let failure = preserveMembers(of: group, in: shard) {
+            // Closing the group's session (its last reference goes with this scope) takes back
+            // every member already in it: nothing of the group reaches the next kernel.
+            dropLastShard()
+            return lose(group, failed: failure.member, because: failure.reason, report: &report, logger: logger)
         }
         for (index, member) in group.members.enumerated() {
             let token = UInt64(index + 1)
@@ -59,6 +51,21 @@ extension PreparedSession {
         groups.append(GroupRecord(unit: group.unit.full, name: group.name, session: shard.name,
                                   members: group.members.map(\.name)))
         logger.info("\(group.label): \(group.members.count) fd(s) preserved in order in LUO session '\(shard.name)'")
+    }
+
+    /// Members at tokens 1, 2, … in order; the first that fails ends it, with why.
+    private func preserveMembers(of group: StoreCollection.Group, in shard: Shard) -> (member: String, reason: String)? {
+        for (index, member) in group.members.enumerated() {
+            let fd = FileDescriptor(rawValue: member.fd)
+            do throws(LiveUpdateError) {
+                try shard.session.preserve(fd, token: UInt64(index + 1))
+                shard.files += 1
+            } catch {
+                let reason = LossReasons.preserveFailed(error.errno, fd: fd).reason
+                return (member.name, "\(reason); \(error.operation): \(error.errno?.symbolicName ?? "\(error.kind)")")
+            }
+        }
+        return nil
     }
 
     /// Every member is lost, each reported with the member that failed and why.
