@@ -52,12 +52,17 @@ extension LiveUpdateOrchestrator {
         report.kexecCount = mapping.kexecsCount &+ 1
         manager.kexecCount = report.kexecCount
         let shards = Shards(names: (mapping.state["ferry"]?["shards"]?.array ?? []).compactMap(\.string))
+        let groups = RestoredGroup.read(mapping, sessionName: sessionName, problems: &report.problems)
+        // A group's entries wait for restoreGroups, which takes them in reverse.
+        let groupSessions = Set(groups.map(\.session))
         for (unit, entries) in mapping.units {
             guard let name = UnitName(unit) else { continue }
             for entry in entries {
+                if case .fd(_, _, let shard?) = entry, groupSessions.contains(shard) { continue }
                 restore(entry, unit: name, session: session, shards: shards, device: device, report: &report)
             }
         }
+        restoreGroups(groups, shards: shards, device: device, report: &report)
         let entriesDone = MonotonicClock.microseconds()
         finishShards(shards, device: device, report: &report)
         finish(session)
@@ -156,10 +161,12 @@ extension LiveUpdateOrchestrator {
         let listed: [String]
         var retrieved: [String: PreparedSession.Shard] = [:]
         var failed: [String: String] = [:]
+        /// Group sessions, finished by restoreGroups as soon as their members were taken.
+        var finished: Set<String> = []
         init(names: [String]) { listed = names }
     }
 
-    private func shard(_ name: String, _ shards: Shards, device: borrowing LiveUpdateDevice) -> Result<PreparedSession.Shard, LiveUpdateError> {
+    func shard(_ name: String, _ shards: Shards, device: borrowing LiveUpdateDevice) -> Result<PreparedSession.Shard, LiveUpdateError> {
         if let held = shards.retrieved[name] { return .success(held) }
         do throws(LiveUpdateError) {
             let held = PreparedSession.Shard(name: name, session: try device.retrieveSession(named: name))
@@ -172,7 +179,7 @@ extension LiveUpdateOrchestrator {
 
     private func finishShards(_ shards: Shards, device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
         // A listed shard none of whose entries was read still holds memory: take it and finish it.
-        for name in shards.listed where shards.retrieved[name] == nil && shards.failed[name] == nil {
+        for name in shards.listed where shards.retrieved[name] == nil && shards.failed[name] == nil && !shards.finished.contains(name) {
             if case .failure(let error) = shard(name, shards, device: device) {
                 report.problems.append("LUO session '\(name)' (a shard of '\(sessionName)'): \(error)")
             }
