@@ -6,6 +6,14 @@ import Glibc
 /// so that a daemon can say how long its own start took, loader and runtime included, which a
 /// clock read in `main` cannot see.
 public enum ProcessAge {
+    /// When the program's `main` began (CLOCK_MONOTONIC µs), set by the program as its first step.
+    nonisolated(unsafe) public static var mainBegan: UInt64 = 0
+
+    /// Milliseconds since `main` began (0 when the program never said).
+    public static func millisecondsSinceMain() -> UInt64 {
+        mainBegan == 0 ? 0 : (MonotonicClock.microseconds() - mainBegan) / 1000
+    }
+
     /// Milliseconds since this process was created, or nil when /proc is not mounted.
     public static func milliseconds() -> UInt64? {
         guard let stat = FileIO.text(ofFile: "/proc/self/stat", limit: 4096),

@@ -43,7 +43,7 @@ extension LiveUpdateOrchestrator {
             return report
         }
         report.found = true
-        logger.info("found LUO session '\(sessionName)', restoring fd stores")
+        logger.info("found LUO session '\(sessionName)', restoring fd stores (\(ProcessAge.millisecondsSinceMain()) ms after ferryd's main began)")
         guard let mapping = readMapping(session, report: &report) else {
             finish(session)
             return report

@@ -31,8 +31,6 @@ final class Daemon {
     /// Held for the daemon's life: one ferryd per runtime directory.
     let lock: RuntimeLock
     let observer: UpdateObserver
-    /// When `main` began (CLOCK_MONOTONIC µs).
-    nonisolated(unsafe) static var mainEntered: UInt64 = 0
     private var reexecRequested = false
     private var reexecProgram: String?
 
@@ -136,8 +134,7 @@ final class Daemon {
         }
         if Notifier.socketPath != nil { try? Notifier.ready(status: "\(manager.services.count) unit(s)") }
         if state == nil, let age = ProcessAge.milliseconds() {
-            let own = (MonotonicClock.microseconds() - Self.mainEntered) / 1000
-            logger.info("ready \(own) ms after main began, \(age) ms after the process was created (10 ms ticks: the parent's set-up before exec, the loader and the runtime included)")
+            logger.info("ready \(ProcessAge.millisecondsSinceMain()) ms after main began, \(age) ms after the process was created (10 ms ticks: the parent's set-up before exec, the loader and the runtime included)")
         }
     }
 
