@@ -55,6 +55,8 @@ if [ "$run_vm" = 1 ]; then
     Tests/VM/run-vm-test.sh || vm_result=failed
     # A real systemd as PID 1 (Debian 12's 252 and sid's 262), ferryd as its service.
     Tests/VM/systemd/run-systemd-vm-test.sh || vm_result=failed
+    # The same sid disk booted with ferryd as PID 1: a real kexec, the client's session, a clean disk.
+    FERRY_SD_INIT=ferryd Tests/VM/systemd/run-systemd-vm-test.sh sid || vm_result=failed
   else
     vm_result="skipped: needs $missing (apt-get install $missing, or run Tests/setup.sh as root)"
     echo "run-all: VM test $vm_result"

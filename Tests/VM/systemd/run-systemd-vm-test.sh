@@ -231,6 +231,16 @@ for suite in "${suites[@]}"; do
     -append "root=/dev/vda rw rootwait console=ttyS0 TERM=dumb panic=-1 kho=on liveupdate=on systemd.minimum_uptime_sec=0 $init_argument ${FERRY_SD_APPEND:-}" \
     > "$dir/qemu.log" 2>&1 || status=$?
   echo "vm-systemd $suite: qemu ran $(( $(date +%s) - qemu_start )) s"
+  if [ "$init" = ferryd ]; then
+    # ferryd as PID 1 leaves the disk clean: root read-only before the kexec and before power-off.
+    remounts=$(grep -c 'EXT4-fs (vda): re-mounted .* ro' "$dir/console.log" || true)
+    if [ "$remounts" -ge 2 ]; then result "$suite" root-read-only-before-kexec-and-power-off PASS "$remounts times"
+    else result "$suite" root-read-only-before-kexec-and-power-off FAIL "re-mounted read-only $remounts time(s), expected 2"
+    fi
+    if fsck_out=$(e2fsck -fn "$dir/root.img" 2>&1); then result "$suite" filesystem-clean-after-ferryd PASS
+    else result "$suite" filesystem-clean-after-ferryd FAIL "$(echo "$fsck_out" | tail -n 3 | tr '\n' ' ')"
+    fi
+  fi
   [ "${FERRY_VM_KEEP:-0}" = 1 ] || rm -f "$dir/root.img"
   tr -d '\r' < "$dir/results.log" > "$dir/results.txt" || true
   while read -r tag kind name verdict detail; do
