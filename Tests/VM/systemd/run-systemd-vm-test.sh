@@ -189,15 +189,15 @@ if len(boots) >= 2:
             monotonic = re.search(r"monotonic (\d+\.\d+)", message)
             print(f"vm-systemd {suite}: measure B (next kernel start -> baseline service verified its fds) {t:.3f} s "
                   f"(printk clock; the service's CLOCK_MONOTONIC: {monotonic.group(1) if monotonic else '?'} s)")
-            for label, text in (("the kernel runs init", " as init process"),
-                                ("systemd starts", "running in system mode"),
-                                ("journald started", "Started systemd-journald.service")):
-                at = first(boots[1], text)
-                if at is not None:
-                    print(f"vm-systemd {suite}:   at {at:.3f} s: {label}")
             break
     else:
         print(f"vm-systemd {suite}: measure B not available (the baseline service did not verify its fds)")
+    for label, text in (("the kernel runs init", " as init process"),
+                        ("systemd starts", "running in system mode"),
+                        ("journald started", "Started systemd-journald.service")):
+        at = first(boots[1], text)
+        if at is not None:
+            print(f"vm-systemd {suite}:   at {at:.3f} s: {label}")
     # The same client under ferryd (ferryd a service of systemd), started again by ferryd itself.
     ferried = first(boots[1], "ferry-vm-client ferry-client: verified")
     if ferried is not None:
