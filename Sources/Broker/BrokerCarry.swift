@@ -1,0 +1,82 @@
+import FerryJSON
+import FerrySystem
+import LiveUpdate
+
+/// Brokered sessions across a kexec. Before it, ferryd holds every outgoing session open (that
+/// is what carries it) and records who owns each in the mapping's `state.ferry.broker`:
+///
+///     {"version": 1, "sessions": [{"name": "vm", "kernelName": "fb-…", "uid": 65534,
+///                                  "owner": "cgroup=/system.slice/vmm.service", "files": 1, "bytes": 4096}]}
+///
+/// After it, ferryd retrieves each listed session and holds it, waiting, until the same owner
+/// asks for it by name (`Retrieve`), or the unclaimed deadline passes (`BrokerAccounting`).
+extension SessionBroker {
+    static let carryVersion = 1
+
+    /// What rides `state.ferry.broker`: every outgoing session ferryd holds.
+    public func carried() -> JSONValue {
+        let outgoing = sessions.values.filter(\.isOutgoing).sorted { $0.kernelName < $1.kernelName }
+        return .object([
+            "version": .number(Double(Self.carryVersion)),
+            "sessions": .array(outgoing.map { record in
+                .object([
+                    "name": .string(record.name), "kernelName": .string(record.kernelName),
+                    "uid": .number(Double(record.owner.uid)), "owner": .string(record.owner.owner),
+                    "files": .number(Double(record.files)), "bytes": .number(Double(record.bytes)),
+                ])
+            }),
+        ])
+    }
+
+    /// How many sessions the next kexec carries for clients.
+    public var carriedCount: Int { sessions.values.filter(\.isOutgoing).count }
+
+    /// After the boot: retrieves each session the previous ferryd carried and holds it for its
+    /// owner. A session that cannot be retrieved is reported (log, status) and skipped; a
+    /// document of another version is reported and ignored (its sessions are finished by the
+    /// kernel when nobody retrieves them).
+    ///
+    /// - Returns: problems, each naming the session and its owner.
+    @discardableResult
+    public func adoptCarried(_ state: JSONValue?) -> [String] {
+        guard let state, state != .null else { return [] }
+        guard state["version"]?.number == Double(Self.carryVersion), let list = state["sessions"]?.array else {
+            let problem = "broker: carried sessions in an unknown format (version \(state["version"]?.number.map { "\(Int($0))" } ?? "missing")), none retrieved"
+            logger.warning("\(problem)")
+            lostAfterBoot.append(problem)
+            return [problem]
+        }
+        var problems: [String] = []
+        var adopted = 0
+        for item in list {
+            guard let name = item["name"]?.string, let kernelName = item["kernelName"]?.string,
+                kernelName.hasPrefix(SessionNames.brokeredPrefix), let uid = item["uid"]?.number, uid >= 0, uid < 4_294_967_296,
+                let owner = item["owner"]?.string
+            else {
+                problems.append("broker: a carried session entry is incomplete, skipped: \(item.encodedString().prefix(200))")
+                continue
+            }
+            let key = OwnerKey(uid: UInt32(uid), owner: owner)
+            // The name must be the one this owner's NAME derives to: a forged document cannot
+            // hand one client's session to another.
+            guard SessionNames.brokered(uid: key.uid, owner: key.owner, name: name) == kernelName else {
+                problems.append("broker: carried session '\(name)' of \(key) does not have its derived kernel name ('\(kernelName)'), skipped")
+                continue
+            }
+            do throws(LiveUpdateError) {
+                let session = try LiveUpdateDevice.open(backend).retrieveSession(named: kernelName)
+                let record = BrokeredSession(name: name, kernelName: kernelName, owner: key, state: .waiting, session: session)
+                record.files = Int(item["files"]?.number ?? 0)
+                record.bytes = Int64(item["bytes"]?.number ?? 0)
+                sessions[kernelName] = record
+                adopted += 1
+            } catch {
+                problems.append("broker: session '\(name)' (kernel name '\(kernelName)') of \(key) could not be retrieved: \(error)")
+            }
+        }
+        for problem in problems { logger.warning("\(problem)") }
+        lostAfterBoot += problems
+        if adopted > 0 { logger.info("broker: holding \(adopted) incoming session(s) for their owners (unclaimed after \(policy.unclaimedAfter): \(policy.unclaimedAction.rawValue))") }
+        return problems
+    }
+}
