@@ -7,7 +7,7 @@ import Glibc
 
 /// `io.ferry.Broker`: LUO sessions for processes ferryd did not start, on their own socket.
 ///
-/// The socket (`broker.sock` beside `control.sock`, mode 0666) is `SOCK_SEQPACKET`: each packet
+/// The socket (`broker` beside `control` in ferryd's runtime directory, mode 0666) is `SOCK_SEQPACKET`: each packet
 /// is one Varlink message (JSON and a NUL), so a reply and the fd it carries (SCM_RIGHTS on the
 /// same packet) arrive together or not at all. One call, one reply, in order. The caller is
 /// identified by the kernel (SO_PEERCRED at connect, its cgroup), never by its parameters.
@@ -24,7 +24,14 @@ import Glibc
 /// - `List {}` → `{sessions: [...], policy}`: the caller's sessions (root: everyone's).
 public enum BrokerProtocol {
     public static let interfaceName = "io.ferry.Broker"
-    public static let socketName = "broker.sock"
+    /// Where clients find the socket: ferryd sets it for its own services; others use the default.
+    public static let environmentVariable = "FERRY_BROKER_SOCKET"
+    public static let defaultSocketPath = "/run/ferry/broker"
+
+    /// `$FERRY_BROKER_SOCKET`, else the default path.
+    public static var socketPath: String {
+        getenv(environmentVariable).map { String(cString: $0) } ?? defaultSocketPath
+    }
 
     public enum Method: String, Sendable, CaseIterable {
         case acquire = "Acquire", retrieve = "Retrieve", preserve = "Preserve", release = "Release", list = "List"

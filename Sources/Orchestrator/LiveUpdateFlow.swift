@@ -347,6 +347,7 @@ public final class LiveUpdateFlow {
             // The old side of the update's record, and the history to carry when the disk does not.
             "report": JSONValue.from(report),
             "history": orchestrator.carriedAlong?() ?? .null,
+            "broker": orchestrator.carriedSessions?() ?? .null,
         ]
     }
 

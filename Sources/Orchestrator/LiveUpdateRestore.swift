@@ -231,6 +231,7 @@ extension LiveUpdateOrchestrator {
     private func adoptCarried(_ ferry: [String: JSONValue], into report: inout RestoreReport) {
         report.update = ferry["report"]?.decode(LiveUpdateReport.self)
         carriedFromPreviousBoot = ferry["history"]
+        carriedSessionsFromPreviousBoot = ferry["broker"]
     }
 
     private func adoptTimings(_ ferry: [String: JSONValue], into report: inout RestoreReport, restoreStarted: UInt64) {

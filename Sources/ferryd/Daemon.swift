@@ -1,3 +1,4 @@
+import Broker
 import CFerry
 import ControlServer
 import FerryControl
@@ -31,6 +32,8 @@ final class Daemon {
     /// Held for the daemon's life: one ferryd per runtime directory.
     let lock: RuntimeLock
     let observer: UpdateObserver
+    let broker: SessionBroker
+    var brokerServer: BrokerServer!
     private var reexecRequested = false
     private var reexecProgram: String?
 
@@ -88,12 +91,23 @@ final class Daemon {
             let readiness = LiveUpdateReadiness.check(backend)
             logger.log(level: readiness.ready ? .info : .notice, "live update: \(readiness.summary); kexec: \(readiness.kexec)")
         }
+        let (policy, policyWarnings) = BrokerPolicy.load(path: options.brokerPolicy)
+        for warning in policyWarnings { logger.warning("broker policy: \(warning)") }
+        broker = SessionBroker(backend: backend, policy: policy, logger: logger)
+        orchestrator.carriedSessions = { [unowned broker] in broker.carried() }
+        if host.managerAboveCarriesKexec {
+            logger.notice("broker: \(host.description); brokered sessions are held by ferryd but not carried across a kexec the manager above performs")
+        }
         observer = UpdateObserver(manager: manager, orchestrator: orchestrator, stateDirectory: options.stateDirectory,
                                   metricsFile: options.resolvedMetricsFile, logger: logger)
         let observe = ObserveInterface(observer: observer)
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
         interface.otherInterfaces[ObserveInterface.interfaceName] = ObserveInterface.description
         interface.hostDescription = host.description
+        interface.statusParts["broker"] = { [unowned broker] in broker.statusReport() }
+        brokerServer = try BrokerServer(loop: loop, path: options.brokerPath, broker: broker, logger: logger)
+        brokerServer.unitOf = { [unowned manager] pid in manager.unit(ofProcess: pid)?.full }
+        manager.processes.extraEnvironment.append("\(BrokerProtocol.environmentVariable)=\(options.brokerPath)")
         control = try VarlinkServer(loop: loop, path: options.controlPath,
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }, logger: logger) { [unowned self] call, peer, responder in
             if ObserveInterface.handles(call) { return observe.handle(call, responder: responder) }
@@ -127,7 +141,11 @@ final class Daemon {
             }
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).
-            if !host.managerAboveCarriesKexec { orchestrator.restoreAfterBoot() }
+            if !host.managerAboveCarriesKexec {
+                orchestrator.restoreAfterBoot()
+                broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot)
+                broker.armUnclaimedTimer(on: loop)
+            }
             // A cold start: what is enabled comes up, in dependency order (a restore above
             // already asked for it with the units that ran before).
             if orchestrator.lastRestoreReport?.found != true { manager.jobs.start([DependencyGraph.defaultTarget]) }
@@ -172,6 +190,7 @@ final class Daemon {
         }
         unlink(options.controlPath)
         unlink(options.notifyPath)
+        unlink(options.brokerPath)
         if getpid() == 1 { InitDuties.end(restart: reboot) }
         exit(0)
     }

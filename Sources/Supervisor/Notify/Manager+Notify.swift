@@ -71,6 +71,9 @@ extension Manager {
 
     private func closing(_ count: Int) -> String { count > 0 ? "; closing \(count) fd(s)" : "" }
 
+    /// The unit `pid` belongs to, if it is one of ferryd's (main process, cgroup or process group).
+    public func unit(ofProcess pid: pid_t) -> UnitName? { sender(pid)?.name }
+
     /// The unit a pid belongs to: a main process, or any process of a unit's process group.
     func sender(_ pid: pid_t) -> Service? {
         if let service = processes.byPID[pid] { return service }
