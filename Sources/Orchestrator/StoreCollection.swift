@@ -43,18 +43,23 @@ struct StoreCollection {
         let emulatorPID = (backend as? EmulatorBackend).flatMap { EmulatorControl.serverPID(socketPath: $0.socketPath) }
         var infringing: [(Service, UInt64)] = []
         for service in manager.services.values.sorted(by: { $0.name < $1.name }) where !service.store.isEmpty {
-            guard service.config.fdStorePreserve.outlivesProcess else {
+            // LUOSession= sessions ride the kexec whatever the preserve mode: that is what they are for.
+            var carried = service.store.entries
+            if !service.config.fdStorePreserve.outlivesProcess {
                 let mode = service.config.fdStorePreserve.rawValue
-                collection.skipped.append("unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))")
-                for entry in service.store.entries {
-                    collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: LossReasons.kind(of: entry.descriptor),
-                                                reason: "FileDescriptorStorePreserve=\(mode) keeps it across restarts only, not across a kexec"))
+                let left = carried.filter { !service.config.luoSessions.contains($0.name) }
+                carried = carried.filter { service.config.luoSessions.contains($0.name) }
+                if !left.isEmpty {
+                    collection.skipped.append("unit \(service.name): \(left.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))")
+                    for entry in left {
+                        collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: LossReasons.kind(of: entry.descriptor),
+                                                    reason: "FileDescriptorStorePreserve=\(mode) keeps it across restarts only, not across a kexec"))
+                    }
+                    collection.losses.append(.init(unit: service.name.full, name: nil, count: left.count, reason: .preserveMode,
+                                                   detail: "unit \(service.name): \(left.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))"))
                 }
-                collection.losses.append(.init(unit: service.name.full, name: nil, count: service.store.count, reason: .preserveMode,
-                                               detail: "unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))"))
-                continue
             }
-            for entry in service.store.entries {
+            for entry in carried {
                 guard let identity = SessionIdentity.of(entry.descriptor),
                     identity.backend == .kernel || (emulatorPID != nil && identity.makerPID == emulatorPID)
                 else {

@@ -33,6 +33,7 @@ final class Daemon {
     let lock: RuntimeLock
     let observer: UpdateObserver
     let broker: SessionBroker
+    let unitSessions: UnitSessions
     var brokerServer: BrokerServer!
     private var reexecRequested = false
     private var reexecProgram: String?
@@ -94,6 +95,7 @@ final class Daemon {
         let (policy, policyWarnings) = BrokerPolicy.load(path: options.brokerPolicy)
         for warning in policyWarnings { logger.warning("broker policy: \(warning)") }
         broker = SessionBroker(backend: backend, policy: policy, logger: logger)
+        unitSessions = UnitSessions(manager: manager, backend: backend, logger: logger)
         orchestrator.carriedSessions = { [unowned broker] in broker.carried() }
         if host.managerAboveCarriesKexec {
             logger.notice("broker: \(host.description); brokered sessions are held by ferryd but not carried across a kexec the manager above performs")

@@ -33,6 +33,8 @@ public final class Manager {
     public var kexecCount: UInt32 = 0
     /// Datagrams handled on the notify socket, for benchmarks and status.
     public internal(set) var notifyMessages = 0
+    /// The kernel name of a unit's `LUOSession=` NAME (set by `UnitSessions`).
+    var sessionNamer: ((Service, String) -> String)?
 
     public init(loop: EventLoop, loader: UnitLoader, notifySocketPath: String, logger: Logger,
                 adoptingNotifySocket adopted: consuming OwnedFD? = nil) throws(SystemCallError) {

@@ -132,8 +132,13 @@ extension Manager {
                 name = FDName.defaultName
             }
             let poll = message.value("FDPOLL") != "0"
-            let all = descriptors
+            var all = descriptors
             descriptors = OwnedFDs()
+            for index in 0..<all.count {
+                guard let why = refusesSession(FileDescriptor(rawValue: all.rawValues[index]), pushedBy: service, as: name) else { continue }
+                logger.warning("\(service.name): refused (EACCES) fd '\(name)': \(why)")
+                _ = all.take(at: index)  // closed here
+            }
             stores.store(all, in: service, name: name, poll: poll, origin: "FDSTORE=1")
             return
         }
