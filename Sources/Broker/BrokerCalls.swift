@@ -7,10 +7,11 @@ enum BrokerCalls {
     /// A reply and the fd to attach to it (closed by the server after sending: the client has its own).
     struct Answer: ~Copyable {
         var reply: Varlink.Reply
-        var descriptor: OwnedFD?
+        /// Zero or one fd, owned until the answer goes away.
+        var descriptors = OwnedFDs()
         init(_ reply: Varlink.Reply, _ descriptor: consuming OwnedFD? = nil) {
             self.reply = reply
-            self.descriptor = descriptor
+            if let fd = descriptor.take() { descriptors.append(fd) }
         }
     }
 

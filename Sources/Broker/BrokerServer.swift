@@ -79,7 +79,7 @@ public final class BrokerServer {
             return close(connection)
         }
         if message.isEndOfFile { return close(connection) }
-        let attached = message.descriptors.take(at: 0)
+        let attached = message.descriptors.isEmpty ? nil : message.descriptors.take(at: 0)
         let answer: BrokerCalls.Answer
         if message.payloadTruncated || message.controlTruncated {
             answer = .init(BrokerCalls.failure(.invalidParameter, "message too long or too many fds"))
@@ -88,15 +88,20 @@ public final class BrokerServer {
         } else {
             answer = .init(BrokerCalls.failure(.invalidParameter, "not a Varlink call"))
         }
-        // `attached` (a Preserve's fd) and the answer's fd close when this returns: the client has its own.
-        var handed: [CInt] = []
-        if let raw = answer.descriptor?.rawValue { handed = [raw] }
+        send(answer, on: connection)
+    }
+
+    /// Sends the reply with its fd attached; the answer (and its fd: the client has its own now)
+    /// goes away only after the send.
+    private func send(_ answer: consuming BrokerCalls.Answer, on connection: Connection) {
         do throws(SystemCallError) {
-            try UnixSocket.send(connection.fd.borrowed, answer.reply.encoded(), descriptors: handed, nonBlocking: true)
+            try UnixSocket.send(connection.fd.borrowed, answer.reply.encoded(), descriptors: answer.descriptors.rawValues,
+                                nonBlocking: true)
         } catch {
             logger.notice("broker: reply to \(connection.client) failed (\(error)); disconnecting it")
             close(connection)
         }
+        _ = consume answer
     }
 
     private func close(_ connection: Connection) {

@@ -85,6 +85,6 @@ public struct BrokerClient: ~Copyable {
         guard let reply = Varlink.Reply.decode(BrokerProtocol.payload(message.bytes)) else {
             throw SystemCallError("broker reply", .ioError)
         }
-        return Answer(reply: reply, descriptor: message.descriptors.take(at: 0))
+        return Answer(reply: reply, descriptor: message.descriptors.isEmpty ? nil : message.descriptors.take(at: 0))
     }
 }
