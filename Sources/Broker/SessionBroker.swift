@@ -17,6 +17,7 @@ public struct BrokerError: Error, CustomStringConvertible {
 }
 
 /// A session fd handed to a client, with the kernel name it has. The client owns `fd`.
+@frozen
 public struct HandedSession: ~Copyable {
     public var fd: OwnedFD
     public var kernelName: String

@@ -67,6 +67,9 @@ public enum SipHash24 {
         return state.finish()
     }
 
+    /// The little-endian word at `offset` (for building keys in tests).
+    public static func littleEndianWordForTests(_ bytes: [UInt8], at offset: Int) -> UInt64 { littleEndianWord(bytes, at: offset) }
+
     static func littleEndianWord(_ bytes: [UInt8], at offset: Int) -> UInt64 {
         (0..<8).reduce(UInt64(0)) { word, index in word | UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
     }
