@@ -14,7 +14,7 @@ extension SessionBroker {
         let deadline = UInt64(policy.unclaimedAfter.components.seconds) * 1_000_000
             + UInt64(policy.unclaimedAfter.components.attoseconds / 1_000_000_000_000)
         var reported: [String] = []
-        for record in sessions.values.sorted(by: { $0.kernelName < $1.kernelName })
+        for record in incoming.values.sorted(by: { $0.kernelName < $1.kernelName })
         where record.state == .waiting && !record.overdue && now &- record.since >= deadline {
             record.overdue = true
             var text = "broker: incoming session '\(record.name)' (kernel name '\(record.kernelName)') of \(record.owner) was not retrieved within \(policy.unclaimedAfter)"
@@ -38,7 +38,7 @@ extension SessionBroker {
 
     /// The deadline's timer, armed once after the boot's sessions were adopted.
     public func armUnclaimedTimer(on loop: EventLoop) {
-        guard sessions.values.contains(where: { $0.state == .waiting }) else { return }
+        guard incoming.values.contains(where: { $0.state == .waiting }) else { return }
         guard let timer = try? TimerFD() else {
             logger.error("broker: cannot arm the unclaimed-session timer (timerfd); unclaimed sessions are reported only by ferryctl status")
             return

@@ -15,10 +15,10 @@ extension SessionBroker {
 
     /// What rides `state.ferry.broker`: every outgoing session ferryd holds.
     public func carried() -> JSONValue {
-        let outgoing = sessions.values.filter(\.isOutgoing).sorted { $0.kernelName < $1.kernelName }
+        let held = outgoing.values.sorted { $0.kernelName < $1.kernelName }
         return .object([
             "version": .number(Double(Self.carryVersion)),
-            "sessions": .array(outgoing.map { record in
+            "sessions": .array(held.map { record in
                 .object([
                     "name": .string(record.name), "kernelName": .string(record.kernelName),
                     "uid": .number(Double(record.owner.uid)), "owner": .string(record.owner.owner),
@@ -29,7 +29,7 @@ extension SessionBroker {
     }
 
     /// How many sessions the next kexec carries for clients.
-    public var carriedCount: Int { sessions.values.filter(\.isOutgoing).count }
+    public var carriedCount: Int { outgoing.count }
 
     /// After the boot: retrieves each session the previous ferryd carried and holds it for its
     /// owner. A session that cannot be retrieved is reported (log, status) and skipped; a
@@ -68,7 +68,7 @@ extension SessionBroker {
                 let record = BrokeredSession(name: name, kernelName: kernelName, owner: key, state: .waiting, session: session)
                 record.files = Int(item["files"]?.number ?? 0)
                 record.bytes = Int64(item["bytes"]?.number ?? 0)
-                sessions[kernelName] = record
+                incoming[kernelName] = record
                 adopted += 1
             } catch {
                 problems.append("broker: session '\(name)' (kernel name '\(kernelName)') of \(key) could not be retrieved: \(error)")

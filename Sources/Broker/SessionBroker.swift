@@ -40,8 +40,13 @@ public final class SessionBroker {
     public let backend: any LiveUpdateBackend
     public var policy: BrokerPolicy
     let logger: Logger
-    /// By kernel name.
-    var sessions: [String: BrokeredSession] = [:]
+    /// Outgoing sessions by kernel name (made in this boot, carried to the next).
+    var outgoing: [String: BrokeredSession] = [:]
+    /// Incoming sessions by kernel name (carried from the previous boot; an owner's outgoing
+    /// session of the same name has the same kernel name, in the kernel's other namespace).
+    var incoming: [String: BrokeredSession] = [:]
+    /// Both.
+    var sessions: [BrokeredSession] { Array(outgoing.values) + Array(incoming.values) }
     /// Incoming sessions that could not be retrieved after the boot, for status.
     public internal(set) var lostAfterBoot: [String] = []
     /// The unclaimed deadline after a boot (BrokerAccounting).
@@ -61,25 +66,25 @@ public final class SessionBroker {
     public func acquire(_ name: String, for client: ClientIdentity) throws(BrokerError) -> HandedSession {
         let quota = try admit(name, client)
         let kernelName = SessionNames.brokered(uid: client.uid, owner: client.owner, name: name)
-        if let existing = sessions[kernelName], existing.isOutgoing {
+        if let existing = outgoing[kernelName] {
             guard existing.owner == client.key else {
                 throw BrokerError(.nameCollision, "session '\(name)' of \(client): kernel name \(kernelName) is already \(existing.owner)'s")
             }
             return HandedSession(fd: try duplicate(existing, for: client), kernelName: kernelName, created: false)
         }
-        let held = sessions.values.filter { $0.owner == client.key && $0.isOutgoing }.count
+        let held = outgoing.values.filter { $0.owner == client.key }.count
         guard held < quota.sessions else {
             throw BrokerError(.quotaExceeded, "\(client) holds \(held) of its \(quota.sessions) session(s); session '\(name)' refused")
         }
         let created = try create(kernelName, name: name, for: client)
-        sessions[kernelName] = created
+        outgoing[kernelName] = created
         do throws(BrokerError) {
             let fd = try duplicate(created, for: client)
             logger.info("broker: created LUO session '\(name)' (kernel name '\(kernelName)') for \(client)")
             return HandedSession(fd: fd, kernelName: kernelName, created: true)
         } catch {
             // Never half a session: without an fd for the client, ferryd's copy goes too.
-            sessions[kernelName] = nil
+            outgoing[kernelName] = nil
             throw error
         }
     }
@@ -92,7 +97,7 @@ public final class SessionBroker {
     public func retrieve(_ name: String, for client: ClientIdentity) throws(BrokerError) -> HandedSession {
         _ = try admit(name, client)
         let kernelName = SessionNames.brokered(uid: client.uid, owner: client.owner, name: name)
-        guard let record = sessions[kernelName], record.owner == client.key, record.state == .waiting,
+        guard let record = incoming[kernelName], record.owner == client.key, record.state == .waiting,
             let session = record.session.take()
         else {
             throw BrokerError(.noSuchSession, "\(client) has no incoming session '\(name)' waiting (kernel name \(kernelName))")
@@ -110,14 +115,14 @@ public final class SessionBroker {
     public func preserve(_ name: String, token: UInt64, fd: FileDescriptor, for client: ClientIdentity) throws(BrokerError) -> PreservedCount {
         let quota = try admit(name, client)
         let kernelName = SessionNames.brokered(uid: client.uid, owner: client.owner, name: name)
-        guard let record = sessions[kernelName], record.owner == client.key, record.isOutgoing, record.session != nil else {
+        guard let record = outgoing[kernelName], record.owner == client.key, record.session != nil else {
             throw BrokerError(.noSuchSession, "\(client) has no outgoing session '\(name)'; Acquire it first")
         }
         guard record.files < quota.files else {
             throw BrokerError(.quotaExceeded, "session '\(name)' of \(client) holds \(record.files) of its \(quota.files) file(s); token \(token) refused")
         }
         let size = (try? FileIO.size(of: fd)) ?? 0
-        let pinned = sessions.values.filter { $0.owner == client.key && $0.isOutgoing }.reduce(Int64(0)) { $0 + $1.bytes }
+        let pinned = outgoing.values.filter { $0.owner == client.key }.reduce(Int64(0)) { $0 + $1.bytes }
         guard pinned + size <= quota.bytes else {
             throw BrokerError(.quotaExceeded, "\(client) pins \(pinned) of its \(quota.bytes) byte(s); \(size) more for session '\(name)' token \(token) refused")
         }
@@ -137,19 +142,21 @@ public final class SessionBroker {
     public func release(_ name: String, for client: ClientIdentity) throws(BrokerError) {
         _ = try admit(name, client, policy: false)
         let kernelName = SessionNames.brokered(uid: client.uid, owner: client.owner, name: name)
-        guard let record = sessions[kernelName], record.owner == client.key, record.session != nil else {
+        let held = outgoing[kernelName].flatMap { $0.owner == client.key ? $0 : nil }
+            ?? incoming[kernelName].flatMap { $0.owner == client.key && $0.state == .waiting ? $0 : nil }
+        guard let record = held else {
             throw BrokerError(.noSuchSession, "\(client) has no session '\(name)' held by ferryd")
         }
         if record.state == .waiting { try? record.session?.finish() }
         record.session = nil
-        sessions[kernelName] = nil
+        if record.isOutgoing { outgoing[kernelName] = nil } else { incoming[kernelName] = nil }
         logger.info("broker: released LUO session '\(name)' (kernel name '\(kernelName)') of \(client)")
     }
 
     /// The caller's sessions, or everyone's for root.
     public func list(for client: ClientIdentity?) -> [JSONValue] {
         let now = MonotonicClock.microseconds()
-        return sessions.values
+        return sessions
             .filter { client == nil || client!.isRoot || $0.owner == client!.key }
             .sorted { ($0.owner.description, $0.name) < ($1.owner.description, $1.name) }
             .map { $0.described(now: now) }
@@ -157,7 +164,7 @@ public final class SessionBroker {
 
     /// Counts for `ferryctl status`: held (outgoing), waiting, overdue.
     public var summary: (held: Int, waiting: Int, overdue: Int) {
-        let values = sessions.values
+        let values = sessions
         return (values.filter(\.isOutgoing).count, values.filter { $0.state == .waiting }.count,
                 values.filter { $0.state == .waiting && $0.overdue }.count)
     }

@@ -44,6 +44,15 @@ struct SessionMemfdCommand: ParsableCommand {
             }
             return
         }
+        // A unit with LUOSession=NAME has it in LISTEN_FDS (with the incoming one after a kexec:
+        // only the outgoing one takes PRESERVE_FD).
+        var listened = Self.listened()
+        while let fd = listened.take(named: name) {
+            guard let session = try? LiveUpdateSession.adopt(fd) else { continue }
+            if (try? session.preserve(memfd.borrowed, token: token)) != nil {
+                return print("session \(name): saved token \(token) in the session from LISTEN_FDS (\(text.utf8.count) bytes)")
+            }
+        }
         let session: LiveUpdateSession
         if let inherited = BrokeredSessions.inherited() {
             session = inherited
@@ -57,6 +66,11 @@ struct SessionMemfdCommand: ParsableCommand {
     }
 
     private func verify() throws {
+        var listened = Self.listened()
+        while let fd = listened.take(named: "\(name)-incoming") ?? listened.take(named: name) {
+            guard let session = try? LiveUpdateSession.adopt(fd), let restored = try? session.retrieve(token: token) else { continue }
+            return try check(session, restored, from: "LISTEN_FDS")
+        }
         let incoming: LiveUpdateSession
         if let inherited = BrokeredSessions.inherited(BrokeredSessions.incomingSessionFDVariable) {
             incoming = inherited
@@ -70,12 +84,25 @@ struct SessionMemfdCommand: ParsableCommand {
             }
             incoming = retrieved
         }
-        let fd = try incoming.retrieve(token: token)
+        try check(incoming, try incoming.retrieve(token: token), from: "the broker")
+    }
+
+    /// LISTEN_FDS, when given: then the FERRY_*SESSION_FD variables name the same fds, now owned here.
+    static func listened() -> ListenedDescriptors {
+        let listened = ListenedDescriptors.take()
+        if listened.count > 0 {
+            unsetenv(BrokeredSessions.sessionFDVariable)
+            unsetenv(BrokeredSessions.incomingSessionFDVariable)
+        }
+        return listened
+    }
+
+    private func check(_ incoming: borrowing LiveUpdateSession, _ fd: borrowing OwnedFD, from source: String) throws {
         let contents = String(decoding: try FileIO.readAll(fd.borrowed), as: UTF8.self)
         guard contents == text else {
             throw Failure(code: "mismatch", message: "session \(name) token \(token): read '\(contents.prefix(100))', expected '\(text)'", exitStatus: 1)
         }
         try incoming.finish()
-        print("session \(name): verified token \(token) (\(contents.utf8.count) bytes), finished")
+        print("session \(name): verified token \(token) from \(source) (\(contents.utf8.count) bytes), finished")
     }
 }

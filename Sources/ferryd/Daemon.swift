@@ -108,6 +108,7 @@ final class Daemon {
         interface.hostDescription = host.description
         interface.statusParts["broker"] = { [unowned broker] in broker.statusReport() }
         brokerServer = try BrokerServer(loop: loop, path: options.brokerPath, broker: broker, logger: logger)
+        logger.info("broker: io.ferry.Broker on \(options.brokerPath), policy \(policy.source), \(policy.rules.count) rule(s)")
         brokerServer.unitOf = { [unowned manager] pid in manager.unit(ofProcess: pid)?.full }
         manager.processes.extraEnvironment.append("\(BrokerProtocol.environmentVariable)=\(options.brokerPath)")
         control = try VarlinkServer(loop: loop, path: options.controlPath,

@@ -120,6 +120,11 @@ import Testing
             do throws(BrokerError) { _ = try after.retrieve("vm", for: Self.other); Issue.record("another client retrieved it") } catch {
                 #expect(error.name == .noSuchSession)
             }
+            // A fresh outgoing session of the same name (same kernel name, the kernel's other
+            // namespace) does not hide the incoming one.
+            let fresh = try after.acquire("vm", for: Self.nobody)
+            let freshName = fresh.kernelName
+            #expect(freshName == mineName)
             let back = try after.retrieve("vm", for: Self.nobody)
             let backName = back.kernelName
             #expect(backName == mineName)
