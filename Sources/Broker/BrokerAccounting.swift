@@ -38,18 +38,22 @@ extension SessionBroker {
 
     /// The deadline's timer, armed once after the boot's sessions were adopted.
     public func armUnclaimedTimer(on loop: EventLoop) {
-        guard incoming.values.contains(where: { $0.state == .waiting }) else { return }
+        guard incoming.values.contains(where: { $0.state == .waiting && !$0.overdue }) else { return }
         guard let timer = try? TimerFD() else {
             logger.error("broker: cannot arm the unclaimed-session timer (timerfd); unclaimed sessions are reported only by ferryctl status")
             return
         }
-        timer.arm(after: policy.unclaimedAfter)
+        // After a re-exec the oldest waiting session may be part-way to the deadline already.
+        let oldest = incoming.values.filter { $0.state == .waiting && !$0.overdue }.map(\.since).min() ?? MonotonicClock.microseconds()
+        let age = Duration.microseconds(Int64(MonotonicClock.microseconds() &- oldest))
+        timer.arm(after: max(.milliseconds(1), policy.unclaimedAfter - age))
         let fd = timer.descriptor.rawValue
         unclaimedTimer = consume timer
         try? loop.watch(fd, for: .readable) { [unowned self] _ in
             loop.unwatch(fd)
             unclaimedTimer = nil
             sweepUnclaimed()
+            armUnclaimedTimer(on: loop)
         }
     }
 

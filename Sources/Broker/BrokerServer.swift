@@ -36,17 +36,26 @@ public final class BrokerServer {
     }
 
     /// Listens at `path` (mode 0666: the policy, not the file mode, decides who gets sessions).
-    public init(loop: EventLoop, path: String, broker: SessionBroker, logger: Logger) throws(SystemCallError) {
+    ///
+    /// - Parameter adopted: the listening socket a previous ferryd left (re-exec), owned from now on.
+    public init(loop: EventLoop, path: String, broker: SessionBroker, logger: Logger,
+                adopting adopted: consuming OwnedFD? = nil) throws(SystemCallError) {
         self.loop = loop
         self.broker = broker
         self.logger = logger
-        listener = try UnixSocket.listen(path: path, kind: .sequentialPacket)
-        _ = path.withCString { chmod($0, 0o666) }
+        if let socket = adopted.take() {
+            listener = socket
+        } else {
+            listener = try UnixSocket.listen(path: path, kind: .sequentialPacket)
+            _ = path.withCString { chmod($0, 0o666) }
+        }
         let fd = listener.rawValue
         try loop.watch(fd, for: .readable) { [unowned self] _ in accept() }
     }
 
     public var connectionCount: Int { connections.count }
+    /// The listening socket's number (kept across a re-exec).
+    public var listenerFD: CInt { listener.rawValue }
 
     private func accept() {
         let socket: OwnedFD

@@ -36,13 +36,14 @@ final class BrokeredSession {
     /// An incoming session past the unclaimed deadline.
     var overdue = false
 
-    init(name: String, kernelName: String, owner: OwnerKey, state: State, session: consuming LiveUpdateSession) {
+    init(name: String, kernelName: String, owner: OwnerKey, state: State, session: consuming LiveUpdateSession?,
+         since: UInt64 = MonotonicClock.microseconds()) {
         self.name = name
         self.kernelName = kernelName
         self.owner = owner
         self.state = state
-        self.session = consume session
-        since = MonotonicClock.microseconds()
+        self.session = session
+        self.since = since
     }
 
     var isOutgoing: Bool { state == .held }

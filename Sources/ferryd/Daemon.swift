@@ -107,7 +107,12 @@ final class Daemon {
         interface.otherInterfaces[ObserveInterface.interfaceName] = ObserveInterface.description
         interface.hostDescription = host.description
         interface.statusParts["broker"] = { [unowned broker] in broker.statusReport() }
-        brokerServer = try BrokerServer(loop: loop, path: options.brokerPath, broker: broker, logger: logger)
+        brokerServer = try BrokerServer(loop: loop, path: options.brokerPath, broker: broker, logger: logger,
+                                        adopting: state?.brokerFD.map { OwnedFD(adopting: $0) })
+        if let table = state?.broker {
+            broker.adoptReexecSnapshot(table)
+            broker.armUnclaimedTimer(on: loop)
+        }
         logger.info("broker: io.ferry.Broker on \(options.brokerPath), policy \(policy.source), \(policy.rules.count) rule(s)")
         brokerServer.unitOf = { [unowned manager] pid in manager.unit(ofProcess: pid)?.full }
         manager.processes.extraEnvironment.append("\(BrokerProtocol.environmentVariable)=\(options.brokerPath)")
@@ -201,11 +206,15 @@ final class Daemon {
     /// Replaces this process with a fresh ferryd binary, keeping sockets, store fds and children.
     private func reexecute() {
         reexecRequested = false
-        let state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
+        var state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
                                  kexecCount: manager.kexecCount, units: manager.snapshot(), lockFD: lock.descriptor.rawValue,
                                  ferrydVersion: FerryVersion.current, lastRestore: orchestrator.lastRestoreReport)
-        let keep = [manager.notifySocketFD, control.listenerFD, lock.descriptor.rawValue] + manager.storeDescriptors()
-        logger.info("re-executing with \(manager.services.count) unit(s) and \(keep.count - 2) stored fd(s)")
+        let table = broker.reexecSnapshot()
+        state.brokerFD = brokerServer.listenerFD
+        state.broker = table.text
+        let keep = [manager.notifySocketFD, control.listenerFD, lock.descriptor.rawValue, brokerServer.listenerFD]
+            + manager.storeDescriptors() + table.descriptors
+        logger.info("re-executing with \(manager.services.count) unit(s), \(manager.storeDescriptors().count) stored fd(s) and \(table.descriptors.count) brokered session(s)")
         if let error = Reexec.execute(state, keeping: keep, program: reexecProgram) {
             logger.error("re-exec failed, carrying on in this process: \(error)")
         }

@@ -65,6 +65,27 @@ import Glibc
         }
     }
 
+    @Test func aReexecOfFerrydKeepsEverySessionItHolds() throws {
+        try withEmulator { emulator in
+            let (ferryd, policyFolder) = try Self.ferryd(emulator)
+            defer { withExtendedLifetime(policyFolder) {} }
+            let broker = Self.broker(ferryd)
+            let saved = try Self.ferryctl(as: 65534, ["session", "memfd", "save", "vm", "--through-broker", "--text", "kept", "--broker", broker])
+            #expect(saved.status == 0, "\(saved.output)")
+            let before = ferryd.settledDescriptors()
+            #expect(try ferryd.call("Reexecute").error == nil)
+            #expect(ferryd.waitUntil { (try? ferryd.call("GetManager"))?.error == nil })
+            #expect(ferryd.settledDescriptors() == before)
+            let listed = try Self.ferryctl(as: 65534, ["session", "list", "--json", "--broker", broker])
+            let session = JSONValue.parse(Array(listed.output.utf8))?["sessions"]?.array?.first
+            #expect(session?["state"]?.string == "held" && session?["files"]?.number == 1, "\(listed.output)")
+
+            _ = try LiveUpdateScenarioTests.rehearse(ferryd)
+            let back = try Self.ferryctl(as: 65534, ["session", "memfd", "verify", "vm", "--text", "kept", "--broker", broker])
+            #expect(back.status == 0, "\(back.output)")
+        }
+    }
+
     @Test func anotherClientCannotObtainOrRetrieveTheSession() throws {
         try withEmulator { emulator in
             let (ferryd, policyFolder) = try Self.ferryd(emulator)

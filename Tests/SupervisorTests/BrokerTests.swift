@@ -8,6 +8,10 @@ import Logging
 import SystemPackage
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The broker's rules in-process, against the emulator: names, policy, quotas, ownership, the
 /// carry across a simulated kexec, and the unclaimed deadline.
 @Suite struct BrokerTests {
@@ -173,6 +177,23 @@ import Testing
             do throws(BrokerError) { _ = try after.retrieve("vm", for: Self.nobody); Issue.record("a finished session was handed out") } catch {
                 #expect(error.name == .noSuchSession)
             }
+        }
+    }
+}
+
+extension BrokerTests {
+    @Test func heldSessionsStayOpenThroughPreserveAndSnapshot() throws {
+        try withEmulator { emulator in
+            let broker = Self.broker(emulator, policy: "allow uid=65534")
+            _ = try broker.acquire("vm", for: Self.nobody)
+            let first = broker.reexecSnapshot().descriptors
+            #expect(first.count == 1 && fcntl(first[0], F_GETFD) >= 0)
+            let memfd = try Memfd.create(name: "m", contents: [1, 2, 3])
+            _ = try broker.preserve("vm", token: 1, fd: memfd.borrowed, for: Self.nobody)
+            let second = broker.reexecSnapshot().descriptors
+            #expect(second == first && fcntl(second[0], F_GETFD) >= 0, "after preserve")
+            let third = broker.reexecSnapshot().descriptors
+            #expect(third == first && fcntl(third[0], F_GETFD) >= 0, "after a second snapshot")
         }
     }
 }
