@@ -42,10 +42,11 @@ enum BrokerCalls {
                                                        "direction": .string("incoming")]
                 return Answer(Varlink.Reply(parameters: parameters), handed.fd)
             case .preserve:
-                guard let token = call.parameters["token"]?.number, token >= 1, token < 18_446_744_073_709_551_616,
+                // JSON numbers are doubles here: tokens stay below 2^53 to arrive exact.
+                guard let token = call.parameters["token"]?.number, token >= 1, token < 9_007_199_254_740_992,
                     token == token.rounded()
                 else {
-                    return Answer(failure(.invalidParameter, "Preserve needs an integer parameter 'token' of 1 or more"))
+                    return Answer(failure(.invalidParameter, "Preserve needs an integer parameter 'token' from 1 to 2^53-1"))
                 }
                 guard let fd = attached.take() else {
                     return Answer(failure(.invalidParameter, "Preserve needs the fd to preserve attached (SCM_RIGHTS)"))

@@ -16,6 +16,10 @@ extension SessionBroker {
     /// What rides `state.ferry.broker`: every outgoing session ferryd holds.
     public func carried() -> JSONValue {
         let held = outgoing.values.sorted { $0.kernelName < $1.kernelName }
+        if !held.isEmpty {
+            let owners = Set(held.map(\.owner)).count
+            logger.info("broker: \(held.count) session(s) of \(owners) client(s) ride the kexec, held open by ferryd")
+        }
         return .object([
             "version": .number(Double(Self.carryVersion)),
             "sessions": .array(held.map { record in

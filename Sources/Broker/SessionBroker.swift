@@ -49,6 +49,9 @@ public final class SessionBroker {
     var sessions: [BrokeredSession] { Array(outgoing.values) + Array(incoming.values) }
     /// Incoming sessions that could not be retrieved after the boot, for status.
     public internal(set) var lostAfterBoot: [String] = []
+    /// Why no session may be created or released now (a live update is under way: the mapping
+    /// must list exactly what ferryd holds), or nil. Wired by the daemon.
+    public var changesRefused: (() -> String?)?
     /// The unclaimed deadline after a boot (BrokerAccounting).
     var unclaimedTimer: TimerFD?
 
@@ -75,6 +78,9 @@ public final class SessionBroker {
         let held = outgoing.values.filter { $0.owner == client.key }.count
         guard held < quota.sessions else {
             throw BrokerError(.quotaExceeded, "\(client) holds \(held) of its \(quota.sessions) session(s); session '\(name)' refused")
+        }
+        if let why = changesRefused?() {
+            throw BrokerError(.unavailable, "session '\(name)' of \(client) not created: \(why)")
         }
         let created = try create(kernelName, name: name, for: client)
         outgoing[kernelName] = created
@@ -146,6 +152,9 @@ public final class SessionBroker {
             ?? incoming[kernelName].flatMap { $0.owner == client.key && $0.state == .waiting ? $0 : nil }
         guard let record = held else {
             throw BrokerError(.noSuchSession, "\(client) has no session '\(name)' held by ferryd")
+        }
+        if record.isOutgoing, let why = changesRefused?() {
+            throw BrokerError(.unavailable, "session '\(name)' of \(client) not released: \(why)")
         }
         if record.state == .waiting { try? record.session?.finish() }
         record.session = nil

@@ -97,6 +97,9 @@ final class Daemon {
         broker = SessionBroker(backend: backend, policy: policy, logger: logger)
         unitSessions = UnitSessions(manager: manager, backend: backend, logger: logger)
         orchestrator.carriedSessions = { [unowned broker] in broker.carried() }
+        broker.changesRefused = { [unowned orchestrator] in
+            orchestrator.phase.map { "a live update is in progress (phase \($0.rawValue)); ask again after it" }
+        }
         if host.managerAboveCarriesKexec {
             logger.notice("broker: \(host.description); brokered sessions are held by ferryd but not carried across a kexec the manager above performs")
         }
@@ -121,7 +124,10 @@ final class Daemon {
             if ObserveInterface.handles(call) { return observe.handle(call, responder: responder) }
             interface.handle(call, peer: peer, responder: responder)
         }
-        interface.onReload = { [unowned self] in manager.units.reload() }
+        interface.onReload = { [unowned self] in
+            manager.units.reload()
+            reloadBrokerPolicy()
+        }
         interface.onReexecute = { [unowned self] program in
             reexecRequested = true
             reexecProgram = program
@@ -172,7 +178,9 @@ final class Daemon {
         for signal in SignalFD.drain(signals.borrowed) {
             switch signal {
             case SIGCHLD: manager.processes.reapChildren()
-            case SIGHUP: manager.units.reload()
+            case SIGHUP:
+                manager.units.reload()
+                reloadBrokerPolicy()
             case SIGTERM where orchestrator.phase == .handOver:
                 // Holding the live update's sessions until the kernel switches: leaving now would drop them.
                 logger.notice("SIGTERM ignored: holding the live update's LUO sessions until the kexec")
@@ -181,6 +189,14 @@ final class Daemon {
             default: break
             }
         }
+    }
+
+    /// daemon-reload and SIGHUP read the broker's policy again; sessions already held stay.
+    private func reloadBrokerPolicy() {
+        let (policy, warnings) = BrokerPolicy.load(path: options.brokerPolicy)
+        for warning in warnings { logger.warning("broker policy: \(warning)") }
+        if policy != broker.policy { logger.info("broker: policy reloaded from \(policy.source), \(policy.rules.count) rule(s)") }
+        broker.policy = policy
     }
 
     /// Stops every running service, then exits (stores are not kept past ferryd's life). As PID 1

@@ -1,4 +1,5 @@
 import Broker
+import Supervisor
 import FerryJSON
 import FerrySystem
 import FerryTestSupport
@@ -195,5 +196,36 @@ extension BrokerTests {
             let third = broker.reexecSnapshot().descriptors
             #expect(third == first && fcntl(third[0], F_GETFD) >= 0, "after a second snapshot")
         }
+    }
+}
+
+extension BrokerTests {
+    @Test func noSessionIsMadeOrDroppedWhileAnUpdateRuns() throws {
+        try withEmulator { emulator in
+            let broker = Self.broker(emulator, policy: "allow uid=65534")
+            _ = try broker.acquire("kept", for: Self.nobody)
+            broker.changesRefused = { "a live update is in progress (phase preserve)" }
+            do throws(BrokerError) { _ = try broker.acquire("new", for: Self.nobody); Issue.record("created during an update") } catch {
+                #expect(error.name == .unavailable && error.message.contains("phase preserve"))
+            }
+            do throws(BrokerError) { try broker.release("kept", for: Self.nobody); Issue.record("released during an update") } catch {
+                #expect(error.name == .unavailable)
+            }
+            // Another fd to a session it already has is fine: nothing changes in the table.
+            _ = try broker.acquire("kept", for: Self.nobody)
+            #expect(broker.carried()["sessions"]?.array?.count == 1)
+        }
+    }
+
+    @Test func luoSessionSettingKeepsValidNamesAndWarnsOfTheRest() {
+        let (config, warnings) = ServiceConfig.interpret(UnitFile.parse("""
+            [Service]
+            ExecStart=/bin/true
+            LUOSession=vm disk vm bad/name
+            LUOSession=
+            LUOSession=guest  ram
+            """), unit: UnitName("vmm.service")!)
+        #expect(config.luoSessions == ["guest", "ram"])
+        #expect(warnings.count == 1 && warnings[0].contains("'vm' is listed twice") && warnings[0].contains("'bad/name'"))
     }
 }
