@@ -85,6 +85,12 @@ struct StoreCollection {
                     infringing.append((service, entry.id))
                     continue
                 }
+                // Two stored fds of one session name (LUOSession= after a kexec: the incoming one
+                // and the new outgoing one) are one session for the next kernel: record it once.
+                if collection.entries.contains(where: { $0.sessionName == sessionName && $0.unit == service.name }) {
+                    collection.skipped.append("unit \(service.name) fd '\(entry.name)': session '\(sessionName)' is listed once (the kernel carries only the outgoing session of a name)")
+                    continue
+                }
                 collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName,
                                                 heldAbove: entry.upstreamCopy != nil))
             }

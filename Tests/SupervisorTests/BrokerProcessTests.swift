@@ -169,6 +169,10 @@ import Glibc
             #expect(ferryd.log.contains("verified token 1 from LISTEN_FDS"), "\(ferryd.log)")
             // The incoming one (restored) and a fresh outgoing one, both under the configured name.
             #expect(try ferryd.storeNames("vmm.service") == ["vm", "vm"])
+            // The next update carries the one outgoing session of that name, and loses nothing.
+            let second = try LiveUpdateScenarioTests.rehearse(ferryd)
+            #expect((second["problems"]?.array ?? []).isEmpty && (second["losses"]?.array ?? []).isEmpty, "\(second)")
+            #expect(try ferryd.storeNames("vmm.service") == ["vm"])
 
             // A session the unit made itself is refused: LUOSession= units store only their own.
             ferryd.writeUnit("own.service", LiveUpdateScenarioTests.testUnit("store", prefix: "own", extra: "LUOSession=vm"))
