@@ -14,6 +14,8 @@ readelf -l "$busybox" | grep -q INTERP && { echo "build-initramfs: $busybox is n
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+# mktemp makes it 0700; as the image's / it must let unprivileged services (User=65534) reach /bin.
+chmod 755 "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,etc/ferry/system}
 cp "$busybox" "$root/bin/busybox"
 cp "$init" "$root/init"
