@@ -32,6 +32,15 @@ extension SessionBroker {
         ])
     }
 
+    /// The outgoing sessions ferryd holds, by kernel name, for handing up to a manager above that
+    /// performs the kexec. The numbers stay owned by the broker.
+    public var heldDescriptors: [(kernelName: String, fd: CInt)] {
+        outgoing.values.sorted { $0.kernelName < $1.kernelName }.compactMap { record in
+            let fd = record.session?.descriptor.rawValue ?? -1
+            return fd < 0 ? nil : (record.kernelName, fd)
+        }
+    }
+
     /// How many sessions the next kexec carries for clients.
     public var carriedCount: Int { outgoing.count }
 
@@ -41,8 +50,26 @@ extension SessionBroker {
     /// kernel when nobody retrieves them).
     ///
     /// - Returns: problems, each naming the session and its owner.
+    ///
+    /// - Parameters:
+    ///   - handedBack: sessions the manager above carried and handed back (`ferry-broker-NAME`),
+    ///     by kernel name; this call owns their descriptors (adopted, or closed).
+    ///   - sameBoot: the kexec did not happen (a rehearsal by the manager above, or a cancelled
+    ///     kexec): a handed-back session may still be outgoing, which its direction tells.
     @discardableResult
-    public func adoptCarried(_ state: JSONValue?) -> [String] {
+    public func adoptCarried(_ state: JSONValue?, handedBack: [(kernelName: String, fd: CInt)] = [],
+                             sameBoot: Bool = false) -> [String] {
+        // Raw numbers owned here until adopted; whatever is left is closed on the way out.
+        var given = Dictionary(handedBack.map { ($0.kernelName, $0.fd) }) { first, second in
+            _ = OwnedFD(adopting: second)
+            return first
+        }
+        defer {
+            for (kernelName, fd) in given.sorted(by: { $0.key < $1.key }) {
+                logger.warning("broker: the manager above handed back session '\(kernelName)', which no carried entry names; closed")
+                _ = OwnedFD(adopting: fd)
+            }
+        }
         guard let state, state != .null else { return [] }
         guard state["version"]?.number == Double(Self.carryVersion), let list = state["sessions"]?.array else {
             let problem = "broker: carried sessions in an unknown format (version \(state["version"]?.number.map { "\(Int($0))" } ?? "missing")), none retrieved"
@@ -67,6 +94,17 @@ extension SessionBroker {
                 problems.append("broker: carried session '\(name)' of \(key) does not have its derived kernel name ('\(kernelName)'), skipped")
                 continue
             }
+            if let fd = given.removeValue(forKey: kernelName) {
+                let session = LiveUpdateSession(adopting: OwnedFD(adopting: fd), name: kernelName, direction: nil, backend: backend)
+                let outgoing = sameBoot && Self.isOutgoing(session)
+                let record = BrokeredSession(name: name, kernelName: kernelName, owner: key, state: outgoing ? .held : .waiting,
+                                             session: session)
+                record.files = Int(item["files"]?.number ?? 0)
+                record.bytes = Int64(item["bytes"]?.number ?? 0)
+                if outgoing { self.outgoing[kernelName] = record } else { incoming[kernelName] = record }
+                adopted += outgoing ? 0 : 1
+                continue
+            }
             do throws(LiveUpdateError) {
                 let session = try LiveUpdateDevice.open(backend).retrieveSession(named: kernelName)
                 let record = BrokeredSession(name: name, kernelName: kernelName, owner: key, state: .waiting, session: session)
@@ -82,5 +120,16 @@ extension SessionBroker {
         lostAfterBoot += problems
         if adopted > 0 { logger.info("broker: holding \(adopted) incoming session(s) for their owners (unclaimed after \(policy.unclaimedAfter): \(policy.unclaimedAction.rawValue))") }
         return problems
+    }
+
+    /// RETRIEVE_FD is refused with EINVAL on an outgoing session (7.2+ and the emulator) and
+    /// answers ENOENT (or a file) on an incoming one; a file retrieved here is closed at once
+    /// (the client can retrieve it again).
+    static func isOutgoing(_ session: borrowing LiveUpdateSession) -> Bool {
+        var argument: RequestBuffer? = RequestBuffer(for: .retrieveFD)
+        argument!.token = UInt64.max
+        let code = session.rawIoctl(LiveUpdateRequest.retrieveFD.rawValue, &argument)
+        if code == nil, let fd = argument?.fd, fd >= 0 { _ = OwnedFD(adopting: fd) }
+        return code == .invalidArgument
     }
 }

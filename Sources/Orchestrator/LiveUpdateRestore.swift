@@ -96,6 +96,7 @@ extension LiveUpdateOrchestrator {
         report.kexecCount = rebooted ? before &+ 1 : before
         manager.kexecCount = report.kexecCount
         report.restored = []
+        carriedSessionsFromPreviousBoot = state["broker"]
         adoptCarried(state, into: &report)
         adoptTimings(state, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started

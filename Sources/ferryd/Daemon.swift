@@ -100,8 +100,19 @@ final class Daemon {
         broker.changesRefused = { [unowned orchestrator] in
             orchestrator.phase.map { "a live update is in progress (phase \($0.rawValue)); ask again after it" }
         }
-        if host.managerAboveCarriesKexec {
-            logger.notice("broker: \(host.description); brokered sessions are held by ferryd but not carried across a kexec the manager above performs")
+        // Where the manager above performs the kexec, it carries the held sessions too.
+        orchestrator.pushSessionsAbove = { [unowned broker] upstream in
+            broker.heldDescriptors.compactMap { held in
+                do throws(SystemCallError) {
+                    try upstream.pushBrokerSession(held.fd, kernelName: held.kernelName)
+                    return nil
+                } catch {
+                    return "broker: session '\(held.kernelName)' could not be handed to the manager above (\(error)); lost across the kexec"
+                }
+            }
+        }
+        orchestrator.sessionsAboveDropped = { [unowned broker] upstream in
+            for held in broker.heldDescriptors { upstream.dropBrokerSession(kernelName: held.kernelName) }
         }
         observer = UpdateObserver(manager: manager, orchestrator: orchestrator, stateDirectory: options.stateDirectory,
                                   metricsFile: options.resolvedMetricsFile, logger: logger)
@@ -152,6 +163,9 @@ final class Daemon {
                 if let state = report.updateState {
                     orchestrator.restoreFromManagerAbove(state: state, restored: report.restored)
                 }
+                let sameBoot = report.updateState.flatMap { JSONValue.parse($0)?["bootID"]?.string } == LiveUpdateOrchestrator.bootID()
+                broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot, handedBack: report.brokerSessions, sameBoot: sameBoot)
+                broker.armUnclaimedTimer(on: loop)
             }
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).

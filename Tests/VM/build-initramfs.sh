@@ -41,6 +41,7 @@ done
 mkdir -p "$out"
 (cd "$root" && find . | cpio -o -H newc --quiet) > "$out/inner.cpio"
 kexec_root=$(mktemp -d)
+chmod 755 "$kexec_root"  # its "." entry, extracted last, sets the mode of / in the first boot
 mkdir -p "$kexec_root/kexec"
 cp "$bzimage" "$kexec_root/kexec/bzImage"
 cp "$out/inner.cpio" "$kexec_root/kexec/initrd.cpio"

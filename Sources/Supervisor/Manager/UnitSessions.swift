@@ -78,11 +78,13 @@ extension Manager {
 
     /// Why a session fd pushed by `service` under `fdName` must be refused (EACCES), or nil. A
     /// unit with `LUOSession=` may store only the sessions ferryd made for it; no unit may store
-    /// a brokered session (the broker carries those for their owners).
+    /// a brokered session (the broker carries those for their owners), except a nested ferryd
+    /// pushing its broker's sessions up as `ferry-broker-<kernel name>`.
     func refusesSession(_ fd: FileDescriptor, pushedBy service: Service, as fdName: String) -> String? {
         guard let identity = SessionIdentity.of(fd) else { return nil }
         let kernelName = identity.name ?? "?"
-        if kernelName.hasPrefix(SessionNames.brokeredPrefix) {
+        // A nested ferryd hands its broker's sessions up for a kexec this manager carries.
+        if kernelName.hasPrefix(SessionNames.brokeredPrefix) && fdName != UpstreamStore.brokerSessionPrefix + kernelName {
             return "LUO session '\(kernelName)' pushed as fd '\(fdName)' is a brokered session; the broker carries it for its owner"
         }
         guard !service.config.luoSessions.isEmpty else { return nil }
