@@ -183,6 +183,27 @@ import Glibc
         }
     }
 
+    @Test func unclaimedSessionsAreReportedAndFinishedAfterTheDeadline() throws {
+        try withEmulator { emulator in
+            let (ferryd, policyFolder) = try Self.ferryd(emulator, policy: "allow uid=65534\nunclaimed-after 1s\nunclaimed-action finish")
+            defer { withExtendedLifetime(policyFolder) {} }
+            let broker = Self.broker(ferryd)
+            let saved = try Self.ferryctl(as: 65534, ["session", "memfd", "save", "vm", "--text", "forgotten", "--broker", broker])
+            #expect(saved.status == 0, "\(saved.output)")
+            _ = try LiveUpdateScenarioTests.rehearse(ferryd)
+            #expect(ferryd.waitUntil(seconds: 10) { ferryd.log.contains("was not retrieved within 1.0 seconds; finished and released") },
+                    "\(ferryd.log)")
+            let status = try Self.ferryctl(as: 0, ["status", "--control", ferryd.control])
+            #expect(status.output.contains("Unclaimed: 'vm' (kernel name fb-"), "\(status.output)")
+            #expect(status.output.contains("Broker: 0 session(s) held for clients, 0 incoming waiting"), "\(status.output)")
+            let json = try Self.ferryctl(as: 0, ["status", "--json", "--control", ferryd.control])
+            let session = JSONValue.parse(Array(json.output.utf8))?["broker"]?["sessions"]?.array?.first
+            #expect(session?["state"]?.string == "finished" && session?["overdue"]?.bool == true, "\(json.output)")
+            let late = try Self.ferryctl(as: 65534, ["session", "memfd", "verify", "vm", "--text", "forgotten", "--broker", broker])
+            #expect(late.status == 1 && late.output.contains("no incoming session 'vm' waiting"), "\(late.output)")
+        }
+    }
+
     @Test func hundredConcurrentClientsLoseNothingAndLeakNoFD() throws {
         try withEmulator { emulator in
             let (ferryd, policyFolder) = try Self.ferryd(emulator)
