@@ -60,7 +60,7 @@ final class Daemon {
             lock = try RuntimeLock.acquire(in: options.runtimeDirectory)
         }
         // What the manager above handed back; taken first, so no child can inherit it.
-        var handedBack = state == nil ? ListenedDescriptors.take() : ListenedDescriptors.none
+        let handedBack = state == nil ? ListenedDescriptors.take() : ListenedDescriptors.none
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
@@ -161,7 +161,7 @@ final class Daemon {
                 for problem in report.problems { logger.warning("taking back stores: \(problem)") }
                 if !names.isEmpty { logger.info("took back \(report.restored) stored fd(s) from the manager above") }
                 if let state = report.updateState {
-                    orchestrator.restoreFromManagerAbove(state: state, restored: report.restored)
+                    orchestrator.restoreFromManagerAbove(state: state, placed: report.placed)
                 }
                 let sameBoot = report.updateState.flatMap { JSONValue.parse($0)?["bootID"]?.string } == LiveUpdateOrchestrator.bootID()
                 broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot, handedBack: report.brokerSessions, sameBoot: sameBoot)
@@ -179,6 +179,9 @@ final class Daemon {
             if orchestrator.lastRestoreReport?.found != true { manager.jobs.start([DependencyGraph.defaultTarget]) }
         }
         if Notifier.socketPath != nil { try? Notifier.ready(status: "\(manager.services.count) unit(s)") }
+        if state == nil, let age = ProcessAge.milliseconds() {
+            logger.info("ready \(ProcessAge.millisecondsSinceMain()) ms after main began, \(age) ms after the process was created (10 ms ticks: the parent's set-up before exec, the loader and the runtime included)")
+        }
     }
 
     func run() throws {
@@ -195,8 +198,10 @@ final class Daemon {
             case SIGHUP:
                 manager.units.reload()
                 reloadBrokerPolicy()
-            case SIGTERM where orchestrator.phase == .handOver:
+            case SIGTERM where orchestrator.phase == .handOver && orchestrator.managerAbove == nil:
                 // Holding the live update's sessions until the kernel switches: leaving now would drop them.
+                // (When the manager above carries the stores, ferryd holds nothing it could drop: it
+                // may leave, and the manager above need not wait out its stop timeout.)
                 logger.notice("SIGTERM ignored: holding the live update's LUO sessions until the kexec")
             case SIGTERM: shutdown(reboot: false)
             case SIGINT: shutdown(reboot: true)

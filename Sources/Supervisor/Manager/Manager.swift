@@ -35,6 +35,8 @@ public final class Manager {
     public internal(set) var notifyMessages = 0
     /// The kernel name of a unit's `LUOSession=` NAME (set by `UnitSessions`).
     var sessionNamer: ((Service, String) -> String)?
+    /// Hears each `X_FERRY_PREPARED=1` / `X_FERRY_REFUSED=` a unit sends (the live update's barrier).
+    public var onPrepareAnswer: ((Service, PrepareAnswer) -> Void)?
 
     public init(loop: EventLoop, loader: UnitLoader, notifySocketPath: String, logger: Logger,
                 adoptingNotifySocket adopted: consuming OwnedFD? = nil) throws(SystemCallError) {

@@ -10,7 +10,9 @@
 # (qemu runs with -no-reboot, so that ends it).
 set -u
 export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-. /etc/ferry-vm/settings            # FDS (how many memfds per client) and SIZE (bytes each)
+. /etc/ferry-vm/settings            # FDS (how many memfds per client), SIZE (bytes each), SESSION (1: each client owns a LUO session)
+and_session=""; [ "${SESSION:-0}" = 1 ] && and_session=" and session"
+entries=$((FDS + ${SESSION:-0}))    # a client's store: its memfds and its own session
 results=/dev/ttyS1
 [ -c "$results" ] || results=/dev/console
 say() { echo "FERRY-SD $*" > "$results"; echo "FERRY-SD $*"; }
@@ -29,6 +31,10 @@ ferry_settled() { case $(ferry_status "$1") in verified*|FAILED*) return 0 ;; *)
 ferry_count() { ferryctl fdstore "$1" --json 2>/dev/null | grep -o '"name"' | wc -l; }
 status_is_final() { # the client reported something other than its start
   local text; text=$("$@"); [ -n "$text" ] && [ "$text" != "-" ]
+}
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }   # utime + stime
+cpu_ticks_over() { # SECONDS PID: the CPU time PID used meanwhile, in clock ticks
+  local before; before=$(cpu_ticks "$2"); sleep "$1"; echo $(( $(cpu_ticks "$2") - before ))
 }
 version=$(systemctl --version | awk 'NR == 1 { print $2 }')
 stage=1
@@ -83,19 +89,21 @@ if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd a
   # (a) A libsystemd client under ferryd (ferryd itself a systemd service).
   ferryctl start ferry-client.service > /tmp/start.log 2>&1 || say "info ferryctl start ferry-client.service: $(tr '\n' ' ' < /tmp/start.log)"
   wait_until 60 status_is_final ferry_status ferry-client.service status
-  check ferryd-client-stored "stored $FDS fds of $SIZE bytes" "$(ferry_status ferry-client.service status)"
-  check ferryd-client-store-count "$FDS" "$(ferry_count ferry-client.service)"
+  check ferryd-client-stored "stored $FDS fds of $SIZE bytes$and_session" "$(ferry_status ferry-client.service status)"
+  check ferryd-client-store-count "$entries" "$(ferry_count ferry-client.service)"
   ferryctl restart ferry-client.service > /dev/null 2>&1
   wait_until 60 ferry_settled ferry-client.service
-  check ferryd-client-restart-verified "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
+  check ferryd-client-restart-verified "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$(ferry_status ferry-client.service status)"
   observe ferryd-client-cgroup "$(client_pid_cgroup ferry-client) (ferryd.service is in $(prop ferryd.service ControlGroup))"
+  # What ferryd costs the machine while its units idle (a loop that spins would slow every boot).
+  observe ferryd-idle-cpu "$(cpu_ticks_over 3 "$(prop ferryd.service MainPID)") clock ticks of CPU in 3 s (PID 1: $(cpu_ticks_over 3 1))"
   observe ferryd-pushed-to-systemd "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s) (ferry-client.service has $FDS)"
 
 fi
   # (b) The baseline: the same client directly under systemd, started at boot.
   wait_until 60 status_is_final prop ferry-vm-baseline.service StatusText
-  check baseline-stored "stored $FDS fds of $SIZE bytes" "$(prop ferry-vm-baseline.service StatusText)"
-  check baseline-store-count "$FDS" "$(prop ferry-vm-baseline.service NFileDescriptorStore)"
+  check baseline-stored "stored $FDS fds of $SIZE bytes$and_session" "$(prop ferry-vm-baseline.service StatusText)"
+  check baseline-store-count "$entries" "$(prop ferry-vm-baseline.service NFileDescriptorStore)"
 
   say "info systemd's fd stores before the kexec: $(fd_stores)"
 
@@ -104,13 +112,13 @@ if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd a
   before=$(prop ferryd.service MainPID)
   kill -9 "$before"
   wait_until 60 sh -c "[ \"\$(systemctl show -p MainPID --value ferryd.service)\" != $before ] && ferryctl status >/dev/null 2>&1"
-  wait_until 30 sh -c "[ \"\$(ferryctl fdstore ferry-client.service --json 2>/dev/null | grep -o '\"name\"' | wc -l)\" = $FDS ]"
-  check ferryd-kill9-lost-nothing "$FDS" "$(ferry_count ferry-client.service)"
+  wait_until 30 sh -c "[ \"\$(ferryctl fdstore ferry-client.service --json 2>/dev/null | grep -o '\"name\"' | wc -l)\" = $entries ]"
+  check ferryd-kill9-lost-nothing "$entries" "$(ferry_count ferry-client.service)"
   # The client starts again with what came back (its processes died with ferryd's cgroup) and runs
   # into the kexec, so that ferryd starts it by itself after the kexec (measure B through ferryd).
   ferryctl start ferry-client.service > /dev/null 2>&1
   wait_until 60 ferry_settled ferry-client.service
-  check ferryd-client-verified-after-kill9 "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
+  check ferryd-client-verified-after-kill9 "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$(ferry_status ferry-client.service status)"
 
 fi
   # Load the same kernel for the kexec, with the stage marker, the operator's way (kexec-tools).
@@ -135,7 +143,7 @@ if [ $stage = 3 ]; then
   check_system_running boot-3
   check_ferryd boot-3
   wait_until 120 ferry_settled ferry-client.service
-  check ferryd-client-verified-after-ferryctl-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
+  check ferryd-client-verified-after-ferryctl-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$(ferry_status ferry-client.service status)"
   say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | grep -E 'LUO session|restored|took back' | tail -n 4 | tr '\n' ';')"
   say "done"
   sync
@@ -151,7 +159,7 @@ check_system_running boot-2
 wait_until 120 status_is_final prop ferry-vm-baseline.service StatusText
 baseline=$(prop ferry-vm-baseline.service StatusText)
 if [ "$version" -ge 261 ]; then
-  check baseline-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$baseline"
+  check baseline-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$baseline"
   check kexec-count 1 "$(systemctl show -p KExecCount --value)"
 else
   observe baseline-after-kexec "systemd $version: $baseline"
@@ -168,10 +176,10 @@ say "info slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -
 if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd alone, for the baseline)
 # (c) ferryd's units across a plain `systemctl kexec` (after the kill -9 above): every byte back.
 check_ferryd boot-2
-check ferryd-client-entries-after-kexec "$FDS" "$(ferry_count ferry-client.service)"
+check ferryd-client-entries-after-kexec "$entries" "$(ferry_count ferry-client.service)"
 # It ran before the kexec, so ferryd starts it again by itself.
 wait_until 120 ferry_settled ferry-client.service
-check ferryd-client-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes" "$(ferry_status ferry-client.service status)"
+check ferryd-client-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$(ferry_status ferry-client.service status)"
 ferry_log=$(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null)
 if [ "$version" -ge 261 ]; then
   # systemd's session carried them: ferryd took them back from LISTEN_FDS and never used LUO itself.

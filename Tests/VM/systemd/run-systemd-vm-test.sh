@@ -11,6 +11,10 @@
 # FERRY_VM_TIMEOUT: seconds per qemu run (default 600). FERRY_SD_FDS: memfds per client (10).
 # FERRY_SD_SIZE: bytes per memfd (1048576). FERRY_VM_KEEP=1 keeps the disk images.
 # FERRY_SD_APPEND: more kernel arguments (both kernels), e.g. initcall_debug or systemd.log_level=debug.
+# FERRY_SD_SESSION=0: the clients own no LUO session of their own (default 1: each owns one).
+# FERRY_SD_PLAIN=1: none of Ferry's units, systemd alone (the baseline of compare-blackout.sh).
+# FERRY_SD_INIT=ferryd: the same disk and kernel booted with init=/usr/local/bin/ferryd, the client
+# under ferryd as PID 1 (pid1-driver.sh), for the side-by-side blackout against systemd as PID 1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vm=$(cd "$here/.." && pwd)
@@ -19,6 +23,9 @@ cd "$repo"
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(bookworm sid)
 fds=${FERRY_SD_FDS:-10} size=${FERRY_SD_SIZE:-1048576} limit=${FERRY_VM_TIMEOUT:-600}
+session=${FERRY_SD_SESSION:-1} init=${FERRY_SD_INIT:-systemd}
+client_session=""; [ "$session" = 1 ] && client_session=session
+init_argument=""; [ "$init" = ferryd ] && init_argument="init=/usr/local/bin/ferryd"
 start=$(date +%s)
 work=$(mktemp -d /tmp/ferry-systemd-vm.XXXXXX)
 echo "vm-systemd: logs in $work"
@@ -56,9 +63,9 @@ make_image() {
   strip -o "$root/usr/local/bin/ferryd" "$bindir/ferryd"
   strip -o "$root/usr/local/bin/ferryctl" "$bindir/ferryctl"
   install -m 755 "$work/ferry-vm-client" "$root/usr/local/bin/ferry-vm-client"
-  install -m 755 "$here/guest-driver.sh" "$root/usr/local/lib/ferry-vm/guest-driver.sh"
+  install -m 755 "$here/guest-driver.sh" "$here/pid1-driver.sh" "$root/usr/local/lib/ferry-vm/"
   install -m 644 "$kernel" "$root/boot/ferry/bzImage"
-  printf 'FDS=%s\nSIZE=%s\nPLAIN=%s\n' "$fds" "$size" "${FERRY_SD_PLAIN:-0}" > "$root/etc/ferry-vm/settings"
+  printf 'FDS=%s\nSIZE=%s\nPLAIN=%s\nSESSION=%s\n' "$fds" "$size" "${FERRY_SD_PLAIN:-0}" "$session" > "$root/etc/ferry-vm/settings"
   local units=$root/etc/systemd/system
   # Every unit Ferry ships for systemd, enabled as its [Install] section says.
   local contrib wanted
@@ -83,7 +90,7 @@ Description=Ferry VM test: a libsystemd client whose fd store systemd itself kee
 
 [Service]
 Type=notify
-ExecStart=/usr/local/bin/ferry-vm-client serve baseline $fds $size
+ExecStart=/usr/local/bin/ferry-vm-client serve baseline $fds $size $client_session
 FileDescriptorStoreMax=64
 FileDescriptorStorePreserve=yes
 NotifyAccess=main
@@ -110,7 +117,7 @@ Description=Ferry VM test: a libsystemd client under ferryd
 
 [Service]
 Type=notify
-ExecStart=/usr/local/bin/ferry-vm-client serve ferry-client $fds $size
+ExecStart=/usr/local/bin/ferry-vm-client serve ferry-client $fds $size $client_session
 FileDescriptorStoreMax=64
 FileDescriptorStorePreserve=yes
 UNIT
@@ -118,6 +125,21 @@ UNIT
   for unit in ferry-vm-baseline.service ferry-vm-test.service; do
     ln -sf "../$unit" "$units/multi-user.target.wants/$unit"
   done
+  if [ "$init" = ferryd ]; then
+    # ferryd as PID 1 starts what its multi-user.target wants: the client and the driver.
+    cat > "$root/etc/ferry/system/ferry-vm-driver.service" <<UNIT
+[Unit]
+Description=Ferry VM test driver under ferryd as PID 1
+
+[Service]
+Type=simple
+ExecStart=/usr/local/lib/ferry-vm/pid1-driver.sh
+UNIT
+    mkdir -p "$root/etc/ferry/system/multi-user.target.wants"
+    for unit in ferry-client.service ferry-vm-driver.service; do
+      ln -sf "../$unit" "$root/etc/ferry/system/multi-user.target.wants/$unit"
+    done
+  fi
   local megabytes
   megabytes=$(( $(du -sm "$root" | cut -f1) + 256 ))
   mkfs.ext4 -q -F -L ferry-root -d "$root" "$image" "${megabytes}M"
@@ -148,7 +170,7 @@ if len(boots) >= 1:
     if syscall is None:
         syscall, witness = first(boots[0], "Rebooting with kexec"), "systemd-shutdown's 'Rebooting with kexec.'"
     if requested is not None and syscall is not None:
-        print(f"vm-systemd {suite}: measure A (systemctl kexec requested -> kexec syscall) {syscall - requested:.3f} s "
+        print(f"vm-systemd {suite}: measure A (kexec requested -> kexec syscall) {syscall - requested:.3f} s "
               f"(printk {requested:.3f} -> {syscall:.3f}, {witness})")
         for label, text in (("units stopped, PID 1 hands over to systemd-shutdown", "systemd-shutdown"),
                             ("fd stores serialized by PID 1", "fd store entries for LUO"),
@@ -167,7 +189,7 @@ if len(boots) >= 2:
             monotonic = re.search(r"monotonic (\d+\.\d+)", message)
             print(f"vm-systemd {suite}: measure B (next kernel start -> baseline service verified its fds) {t:.3f} s "
                   f"(printk clock; the service's CLOCK_MONOTONIC: {monotonic.group(1) if monotonic else '?'} s)")
-            for label, text in (("the kernel runs /sbin/init", "Run /sbin/init as init process"),
+            for label, text in (("the kernel runs init", " as init process"),
                                 ("systemd starts", "running in system mode"),
                                 ("journald started", "Started systemd-journald.service")):
                 at = first(boots[1], text)
@@ -206,7 +228,7 @@ for suite in "${suites[@]}"; do
     -serial "file:$dir/console.log" -serial "file:$dir/results.log" \
     -drive "file=$dir/root.img,format=raw,if=virtio,cache=unsafe" \
     -kernel "$kernel" \
-    -append "root=/dev/vda rw rootwait console=ttyS0 TERM=dumb panic=-1 kho=on liveupdate=on systemd.minimum_uptime_sec=0 ${FERRY_SD_APPEND:-}" \
+    -append "root=/dev/vda rw rootwait console=ttyS0 TERM=dumb panic=-1 kho=on liveupdate=on systemd.minimum_uptime_sec=0 $init_argument ${FERRY_SD_APPEND:-}" \
     > "$dir/qemu.log" 2>&1 || status=$?
   echo "vm-systemd $suite: qemu ran $(( $(date +%s) - qemu_start )) s"
   [ "${FERRY_VM_KEEP:-0}" = 1 ] || rm -f "$dir/root.img"
@@ -227,7 +249,7 @@ for suite in "${suites[@]}"; do
   if grep -q '^FERRY-SD stage 2 start' "$dir/results.txt"; then result "$suite" kexec-reached-stage-2 PASS
   else result "$suite" kexec-reached-stage-2 FAIL "the guest never reported from the kernel after the kexec"; ok=0
   fi
-  if [ "$suite" = bookworm ] && [ "${FERRY_SD_PLAIN:-0}" != 1 ]; then
+  if [ "$suite" = bookworm ] && [ "${FERRY_SD_PLAIN:-0}" != 1 ] && [ "$init" = systemd ]; then
     if grep -q '^FERRY-SD stage 3 start' "$dir/results.txt"; then result "$suite" ferryctl-kexec-reached-stage-3 PASS
     else result "$suite" ferryctl-kexec-reached-stage-3 FAIL "the guest never reported after ferryctl kexec"; ok=0
     fi

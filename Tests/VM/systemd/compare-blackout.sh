@@ -1,0 +1,81 @@
+#!/bin/bash
+# The blackout of a live update with and without Ferry, side by side, in the systemd VM test's VM.
+#
+#   Tests/VM/systemd/compare-blackout.sh [RUNS] [SUITE]     (defaults: 5 runs of each mode, sid)
+#   FERRY_COMPARE_MODES="ferry plain pid1"                  (default: "ferry plain")
+#
+# Runs Tests/VM/systemd/run-systemd-vm-test.sh SUITE RUNS times per mode, the modes taking turns so
+# that the host's load, which TCG's speed follows, falls on all alike. Same kernel, command line,
+# qemu flags, disk, N (FERRY_SD_FDS, default 10; each client also owns a LUO session unless
+# FERRY_SD_SESSION=0) and client. The modes:
+#   plain   systemd as PID 1 alone; the client directly under systemd (FERRY_SD_PLAIN=1)
+#   ferry   systemd as PID 1 with ferryd as its service; the client under ferryd (issue 15)
+#   pid1    ferryd as PID 1 (init=/usr/local/bin/ferryd); the client under ferryd (FERRY_SD_INIT=ferryd)
+# Per run, from the guest's printk clock:
+#   A          the kexec requested (`systemctl kexec`, or `ferryctl kexec` under ferryd as PID 1)
+#              -> the kexec syscall
+#   B          next kernel start -> the client has verified its fds
+#   B user     the userspace part of B: the kernel runs init -> verified
+# Prints each run, then medians and each mode's ratio to systemd alone.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+runs=${1:-5} suite=${2:-sid}
+out=$(mktemp -d /tmp/ferry-blackout.XXXXXX)
+echo "compare-blackout: $runs run(s) each, suite $suite, logs in $out"
+modes=${FERRY_COMPARE_MODES:-ferry plain}
+for run in $(seq 1 "$runs"); do
+  for mode in $modes; do
+    plain=0 init=systemd
+    case $mode in
+      plain) plain=1 ;;
+      pid1) init=ferryd ;;
+      ferry) ;;
+      *) echo "compare-blackout: unknown mode $mode (ferry, plain, pid1)"; exit 2 ;;
+    esac
+    log=$out/$mode-$run.log
+    if FERRY_SD_PLAIN=$plain FERRY_SD_INIT=$init "$here/run-systemd-vm-test.sh" "$suite" > "$log" 2>&1; then
+      echo "compare-blackout: run $run $mode: $(tail -n 1 "$log")"
+    else
+      echo "compare-blackout: run $run $mode FAILED: $(tail -n 1 "$log") (left out of the figures)"
+      mv "$log" "$log.failed"
+    fi
+  done
+done
+python3 - "$out" "$suite" <<'PY'
+import glob, re, statistics, sys
+out, suite = sys.argv[1], sys.argv[2]
+def grab(text, pattern):
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else None
+rows = {}
+for path in sorted(glob.glob(f"{out}/*.log")):
+    mode = path.rsplit("/", 1)[1].split("-")[0]
+    text = open(path, errors="replace").read()
+    init = grab(text, r"at (\d+\.\d+) s: the kernel runs init")
+    # The client that matters: directly under systemd alone, else the one under ferryd.
+    key = r"measure B \(next kernel start -> baseline" if mode == "plain" else r"measure B through ferryd \("
+    b = grab(text, key + r"[^)]*\) (\d+\.\d+) s")
+    row = {"A": grab(text, r"measure A \([^)]*\) (\d+\.\d+) s"), "B": b, "init": init,
+           "B user": b - init if b is not None and init is not None else None}
+    rows.setdefault(mode, []).append(row)
+    print(f"  {path.rsplit('/', 1)[1]:<14} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if v is not None))
+def median(mode, key):
+    values = [r[key] for r in rows.get(mode, []) if r.get(key) is not None]
+    return (statistics.median(values), len(values)) if values else (None, 0)
+labels = {"plain": "systemd alone", "ferry": "systemd + ferryd (client under ferryd)", "pid1": "ferryd as PID 1"}
+print(f"\nmedians ({suite}, printk clock, seconds; n = runs with the figure; ratio and difference against systemd alone)")
+print("| mode | A: request -> kexec | B: kernel start -> fds verified | B, userspace: init -> verified |")
+print("|---|---|---|---|")
+for mode in rows:
+    cells = []
+    for key in ("A", "B", "B user"):
+        value, n = median(mode, key)
+        alone, _ = median("plain", key)
+        if value is None:
+            cells.append("-")
+        elif mode == "plain" or alone is None:
+            cells.append(f"{value:.3f} (n={n})")
+        else:
+            cells.append(f"{value:.3f} (n={n}), {value / alone:.2f}x, {(value - alone) * 1000:+.0f} ms")
+    print(f"| {labels.get(mode, mode)} | " + " | ".join(cells) + " |")
+PY
