@@ -48,7 +48,7 @@ let package = Package(
         // names, and LUO sessions of its own.
         .target(
             name: "ServiceKit",
-            dependencies: ["CFerry", "FerrySystem", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CFerry", "FerrySystem", "FerryControl", "LiveUpdate", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Per-unit fd stores with systemd's rules, and their serialized forms.
         .target(
@@ -106,6 +106,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Beside the orchestrator: LUO sessions for processes ferryd did not start (io.ferry.Broker
+        // on broker.sock), their policy and quotas, carried across a kexec, accounted after it.
+        .target(
+            name: "Broker",
+            dependencies: [
+                "CFerry", "FerrySystem", "FerryJSON", "FerryControl", "LiveUpdate",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The conformance table: kernel-luo.md's rules as cases, run against either backend.
         .target(
             name: "LiveUpdateConformance",
@@ -115,7 +125,7 @@ let package = Package(
             name: "ferryd",
             dependencies: [
                 "CFerry", "FerrySystem", "FerryJSON", "FDStore", "Supervisor", "FerryControl", "ControlServer",
-                "Orchestrator", "LiveUpdate", "LiveUpdateReports", "ServiceKit", "Observability",
+                "Orchestrator", "LiveUpdate", "LiveUpdateReports", "ServiceKit", "Observability", "Broker",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -155,7 +165,8 @@ let package = Package(
         .testTarget(
             name: "SupervisorTests",
             dependencies: ["Supervisor", "FDStore", "FerrySystem", "FerryJSON", "FerryControl", "ControlServer", "Orchestrator",
-                           "LiveUpdateReports", "FerryTestSupport", "ferryd", "ferryctl", "LiveUpdate", "LiveUpdateEmulator"],
+                           "LiveUpdateReports", "FerryTestSupport", "ferryd", "ferryctl", "LiveUpdate", "LiveUpdateEmulator",
+                           "Broker", "ServiceKit"],
             exclude: []
         ),
         .testTarget(

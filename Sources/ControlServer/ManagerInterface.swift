@@ -115,6 +115,9 @@ public final class ManagerInterface {
     private var readiness: (at: Duration, value: JSONValue)?
     /// Where ferryd runs and who carries its stores across a kexec (GetManager's `host`).
     public var hostDescription = ""
+    /// Parts that sit beside the manager and report in GetManager under their own key (the
+    /// broker's sessions as `broker`).
+    public var statusParts: [String: () -> JSONValue] = [:]
     /// Other interfaces ferryd serves on the same socket (name → description), for introspection.
     public var otherInterfaces: [String: String] = [:]
     /// Set by Reload/Reexecute; ferryd acts on them after answering.
@@ -157,7 +160,7 @@ public final class ManagerInterface {
         }
         switch method {
         case "GetManager":
-            responder.reply(Varlink.Reply(parameters: [
+            var parameters: [String: JSONValue] = [
                 "version": .string(FerryVersion.current), "units": .number(Double(manager.services.count)),
                 "kexecCount": .number(Double(manager.kexecCount)),
                 "notifyMessages": .number(Double(manager.notifyMessages)),
@@ -167,7 +170,9 @@ public final class ManagerInterface {
                 "host": .string(hostDescription),
                 "upstreamStoredFDs": manager.stores.upstream.map { .number(Double($0.count)) } ?? .null,
                 "liveUpdate": liveUpdateReadiness(),
-            ]))
+            ]
+            for (key, part) in statusParts { parameters[key] = part() }
+            responder.reply(Varlink.Reply(parameters: parameters))
         case "ListUnits":
             manager.units.loadAll()
             let units = manager.services.values.sorted { $0.name < $1.name }.map { JSONValue.from(UnitSummary($0, enabled: manager.units.isEnabled($0.name))) }

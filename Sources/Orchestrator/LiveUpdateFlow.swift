@@ -315,6 +315,10 @@ public final class LiveUpdateFlow {
         guard let upstream = manager.stores.upstream, let command = above.kexecCommand ?? (request.handedOver ? [] : nil) else {
             return rollBack("no store of \(above.name) to hand the update to")
         }
+        for problem in orchestrator.pushSessionsAbove?(upstream) ?? [] {
+            logger.warning("\(problem)")
+            report.skipped.append(problem)
+        }
         var state = ferryState()
         state["shutdownFinish"] = .number(Double(MonotonicClock.microseconds()))
         state["kexecCount"] = .number(Double(manager.kexecCount))
@@ -371,6 +375,7 @@ public final class LiveUpdateFlow {
         phase = .rollBack
         report.failure = reason
         logger.error("live update failed, rolling back: \(reason)")
+        if let upstream = manager.stores.upstream { orchestrator.sessionsAboveDropped?(upstream) }
         for service in manager.services.values { manager.processes.releaseLiveUpdateHold(service) }
         manager.jobs.start(activeUnits.map(\.full)) { [logger] unit, succeeded in
             if !succeeded { logger.error("rollback: \(unit) could not start again") }
@@ -392,6 +397,7 @@ public final class LiveUpdateFlow {
             // The old side of the update's record, and the history to carry when the disk does not.
             "report": JSONValue.from(report),
             "history": orchestrator.carriedAlong?() ?? .null,
+            "broker": orchestrator.carriedSessions?() ?? .null,
         ]
     }
 
@@ -407,7 +413,7 @@ public final class LiveUpdateFlow {
 
 extension LiveUpdateOrchestrator {
     /// /proc/sys/kernel/random/boot_id: tells a rehearsal (same boot) from a real kexec.
-    static func bootID() -> String {
+    public static func bootID() -> String {
         var text = Substring(FileIO.text(ofFile: "/proc/sys/kernel/random/boot_id", limit: 128) ?? "")
         while let last = text.last, last == "\n" || last == " " { text.removeLast() }
         return String(text)

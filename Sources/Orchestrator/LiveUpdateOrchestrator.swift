@@ -61,6 +61,16 @@ public final class LiveUpdateOrchestrator {
     public var carriedAlong: (() -> JSONValue)?
     /// What the previous boot's `carriedAlong` gave, once the restore has read the mapping.
     public internal(set) var carriedFromPreviousBoot: JSONValue?
+    /// Sessions ferryd holds for clients it did not start (the broker): they ride the kexec by
+    /// staying open in ferryd; this records whose each is, in the mapping's `state.ferry.broker`.
+    public var carriedSessions: (() -> JSONValue)?
+    /// When the manager above performs the kexec: pushes the held sessions up to it (it carries
+    /// them), returning a problem per session that could not go. `sessionsAboveDropped` undoes it
+    /// for a rollback.
+    public var pushSessionsAbove: ((UpstreamStore) -> [String])?
+    public var sessionsAboveDropped: ((UpstreamStore) -> Void)?
+    /// What the previous boot's `carriedSessions` gave, once the restore has read the mapping.
+    public internal(set) var carriedSessionsFromPreviousBoot: JSONValue?
     /// The update under way, if any.
     private var current: LiveUpdateFlow?
     /// How ferryd leaves its kernel when it preserves the stores itself.

@@ -101,6 +101,7 @@ extension LiveUpdateOrchestrator {
         let before = state["kexecCount"]?.number.map { UInt32(clamping: Int64($0)) } ?? manager.kexecCount
         report.kexecCount = rebooted ? before &+ 1 : before
         manager.kexecCount = report.kexecCount
+        carriedSessionsFromPreviousBoot = state["broker"]
         adoptCarried(state, into: &report)
         report.restored = carriedAbove(placed, preserved: report.update?.preserved ?? [])
         adoptTimings(state, into: &report, restoreStarted: started)
@@ -251,6 +252,7 @@ extension LiveUpdateOrchestrator {
     private func adoptCarried(_ ferry: [String: JSONValue], into report: inout RestoreReport) {
         report.update = ferry["report"]?.decode(LiveUpdateReport.self)
         carriedFromPreviousBoot = ferry["history"]
+        carriedSessionsFromPreviousBoot = ferry["broker"]
     }
 
     private func adoptTimings(_ ferry: [String: JSONValue], into report: inout RestoreReport, restoreStarted: UInt64) {

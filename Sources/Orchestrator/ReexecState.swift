@@ -17,6 +17,9 @@ public struct ReexecState: Codable {
     public var ferrydVersion: String?
     /// This boot's restore report, so `last-update` survives an upgrade.
     public var lastRestore: RestoreReport?
+    /// The broker's listening socket and its table (JSON text with the session fds it holds).
+    public var brokerFD: Int32?
+    public var broker: String?
 
     public init(version: Int, notifyFD: Int32, controlFD: Int32, kexecCount: UInt32, units: [UnitSnapshot],
                 lockFD: Int32? = nil, ferrydVersion: String? = nil, lastRestore: RestoreReport? = nil) {

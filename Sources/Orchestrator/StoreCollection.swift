@@ -55,19 +55,24 @@ struct StoreCollection {
         let emulatorPID = (backend as? EmulatorBackend).flatMap { EmulatorControl.serverPID(socketPath: $0.socketPath) }
         var infringing: [(Service, UInt64)] = []
         for service in manager.services.values.sorted(by: { $0.name < $1.name }) where !service.store.isEmpty {
-            guard service.config.fdStorePreserve.outlivesProcess else {
+            // LUOSession= sessions ride the kexec whatever the preserve mode: that is what they are for.
+            var carried = service.store.entries
+            if !service.config.fdStorePreserve.outlivesProcess {
                 let mode = service.config.fdStorePreserve.rawValue
-                collection.skipped.append("unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))")
-                for entry in service.store.entries {
-                    collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: LossReasons.kind(of: entry.descriptor),
-                                                reason: "FileDescriptorStorePreserve=\(mode) keeps it across restarts only, not across a kexec"))
+                let left = carried.filter { !service.config.luoSessions.contains($0.name) }
+                carried = carried.filter { service.config.luoSessions.contains($0.name) }
+                if !left.isEmpty {
+                    collection.skipped.append("unit \(service.name): \(left.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))")
+                    for entry in left {
+                        collection.lost.append(Lost(unit: service.name.full, name: entry.name, type: LossReasons.kind(of: entry.descriptor),
+                                                    reason: "FileDescriptorStorePreserve=\(mode) keeps it across restarts only, not across a kexec"))
+                    }
+                    collection.losses.append(.init(unit: service.name.full, name: nil, count: left.count, reason: .preserveMode,
+                                                   detail: "unit \(service.name): \(left.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(mode))"))
                 }
-                collection.losses.append(.init(unit: service.name.full, name: nil, count: service.store.count, reason: .preserveMode,
-                                               detail: "unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))"))
-                continue
             }
             var grouped: [(group: Int, position: Int, entry: Entry)] = []
-            for entry in service.store.entries {
+            for entry in carried {
                 guard let identity = SessionIdentity.of(entry.descriptor),
                     identity.backend == .kernel || (emulatorPID != nil && identity.makerPID == emulatorPID)
                 else {
@@ -97,6 +102,12 @@ struct StoreCollection {
                                                 reason: "its session name '\(sessionName)' is reserved for Ferry's own session"))
                     collection.losses.append(.init(unit: service.name.full, name: entry.name, reason: .namespaceClash, detail: text))
                     infringing.append((service, entry.id))
+                    continue
+                }
+                // Two stored fds of one session name (LUOSession= after a kexec: the incoming one
+                // and the new outgoing one) are one session for the next kernel: record it once.
+                if collection.entries.contains(where: { $0.sessionName == sessionName && $0.unit == service.name }) {
+                    collection.skipped.append("unit \(service.name) fd '\(entry.name)': session '\(sessionName)' is listed once (the kernel carries only the outgoing session of a name)")
                     continue
                 }
                 collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName,

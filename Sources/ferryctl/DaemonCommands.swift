@@ -159,6 +159,17 @@ enum ManagerStatus {
         }
         line("Kexecs", "\(reply["kexecCount"]?.plain ?? "0") (live updates this system came through)")
         line("Notify", "\(reply["notifyMessages"]?.plain ?? "0") message(s) handled")
+        if let broker = reply["broker"]?.object {
+            var text = "\(broker["held"]?.plain ?? "0") session(s) held for clients, \(broker["waiting"]?.plain ?? "0") incoming waiting"
+            if let overdue = broker["overdue"]?.number, overdue > 0 {
+                text += ", \(Int(overdue)) overdue (unclaimed after \(broker["unclaimedAfterSeconds"]?.plain ?? "?") s, \(broker["unclaimedAction"]?.plain ?? "?"))"
+            }
+            line("Broker", text + " (policy \(broker["policy"]?.plain ?? "?"))")
+            for session in broker["sessions"]?.array ?? [] where session["overdue"]?.bool == true {
+                line("Unclaimed", "'\(session["name"]?.plain ?? "?")' (kernel name \(session["kernelName"]?.plain ?? "?")) of uid \(session["uid"]?.plain ?? "?") \(session["owner"]?.plain ?? "?"): \(session["state"]?.plain ?? "?")")
+            }
+            for problem in broker["problems"]?.array ?? [] { line("Broker lost", problem.plain) }
+        }
         if let previous = reply["previousShutdown"]?.object, !previous.isEmpty {
             line("Last update", previous.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.plain)" }.joined(separator: " "))
         }

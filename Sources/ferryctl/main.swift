@@ -27,7 +27,7 @@ struct Ferryctl: ParsableCommand {
             FDStoreCommand.self, CleanCommand.self, DaemonReloadCommand.self, DaemonReexecCommand.self,
             KexecCommand.self, LastUpdateCommand.self, HistoryCommand.self, MetricsCommand.self, DemoCommand.self,
             TestServiceCommand.self, DemoServiceCommand.self, ConformanceCommand.self, EmulatorCommand.self,
-            LiveUpdateCommand.self,
+            LiveUpdateCommand.self, SessionCommand.self,
         ]
     )
 }

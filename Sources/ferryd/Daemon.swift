@@ -1,3 +1,4 @@
+import Broker
 import CFerry
 import ControlServer
 import FerryControl
@@ -31,6 +32,9 @@ final class Daemon {
     /// Held for the daemon's life: one ferryd per runtime directory.
     let lock: RuntimeLock
     let observer: UpdateObserver
+    let broker: SessionBroker
+    let unitSessions: UnitSessions
+    var brokerServer: BrokerServer!
     private var reexecRequested = false
     private var reexecProgram: String?
 
@@ -88,18 +92,53 @@ final class Daemon {
             let readiness = LiveUpdateReadiness.check(backend)
             logger.log(level: readiness.ready ? .info : .notice, "live update: \(readiness.summary); kexec: \(readiness.kexec)")
         }
+        let (policy, policyWarnings) = BrokerPolicy.load(path: options.brokerPolicy)
+        for warning in policyWarnings { logger.warning("broker policy: \(warning)") }
+        broker = SessionBroker(backend: backend, policy: policy, logger: logger)
+        unitSessions = UnitSessions(manager: manager, backend: backend, logger: logger)
+        orchestrator.carriedSessions = { [unowned broker] in broker.carried() }
+        broker.changesRefused = { [unowned orchestrator] in
+            orchestrator.phase.map { "a live update is in progress (phase \($0.rawValue)); ask again after it" }
+        }
+        // Where the manager above performs the kexec, it carries the held sessions too.
+        orchestrator.pushSessionsAbove = { [unowned broker] upstream in
+            broker.heldDescriptors.compactMap { held in
+                do throws(SystemCallError) {
+                    try upstream.pushBrokerSession(held.fd, kernelName: held.kernelName)
+                    return nil
+                } catch {
+                    return "broker: session '\(held.kernelName)' could not be handed to the manager above (\(error)); lost across the kexec"
+                }
+            }
+        }
+        orchestrator.sessionsAboveDropped = { [unowned broker] upstream in
+            for held in broker.heldDescriptors { upstream.dropBrokerSession(kernelName: held.kernelName) }
+        }
         observer = UpdateObserver(manager: manager, orchestrator: orchestrator, stateDirectory: options.stateDirectory,
                                   metricsFile: options.resolvedMetricsFile, logger: logger)
         let observe = ObserveInterface(observer: observer)
         interface = ManagerInterface(manager: manager, orchestrator: orchestrator, logger: logger)
         interface.otherInterfaces[ObserveInterface.interfaceName] = ObserveInterface.description
         interface.hostDescription = host.description
+        interface.statusParts["broker"] = { [unowned broker] in broker.statusReport() }
+        brokerServer = try BrokerServer(loop: loop, path: options.brokerPath, broker: broker, logger: logger,
+                                        adopting: state?.brokerFD.map { OwnedFD(adopting: $0) })
+        if let table = state?.broker {
+            broker.adoptReexecSnapshot(table)
+            broker.armUnclaimedTimer(on: loop)
+        }
+        logger.info("broker: io.ferry.Broker on \(options.brokerPath), policy \(policy.source), \(policy.rules.count) rule(s)")
+        brokerServer.unitOf = { [unowned manager] pid in manager.unit(ofProcess: pid)?.full }
+        manager.processes.extraEnvironment.append("\(BrokerProtocol.environmentVariable)=\(options.brokerPath)")
         control = try VarlinkServer(loop: loop, path: options.controlPath,
                                     adopting: state.map { OwnedFD(adopting: $0.controlFD) }, logger: logger) { [unowned self] call, peer, responder in
             if ObserveInterface.handles(call) { return observe.handle(call, responder: responder) }
             interface.handle(call, peer: peer, responder: responder)
         }
-        interface.onReload = { [unowned self] in manager.units.reload() }
+        interface.onReload = { [unowned self] in
+            manager.units.reload()
+            reloadBrokerPolicy()
+        }
         interface.onReexecute = { [unowned self] program in
             reexecRequested = true
             reexecProgram = program
@@ -124,10 +163,17 @@ final class Daemon {
                 if let state = report.updateState {
                     orchestrator.restoreFromManagerAbove(state: state, placed: report.placed)
                 }
+                let sameBoot = report.updateState.flatMap { JSONValue.parse($0)?["bootID"]?.string } == LiveUpdateOrchestrator.bootID()
+                broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot, handedBack: report.brokerSessions, sameBoot: sameBoot)
+                broker.armUnclaimedTimer(on: loop)
             }
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).
-            if !host.managerAboveCarriesKexec { orchestrator.restoreAfterBoot() }
+            if !host.managerAboveCarriesKexec {
+                orchestrator.restoreAfterBoot()
+                broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot)
+                broker.armUnclaimedTimer(on: loop)
+            }
             // A cold start: what is enabled comes up, in dependency order (a restore above
             // already asked for it with the units that ran before).
             if orchestrator.lastRestoreReport?.found != true { manager.jobs.start([DependencyGraph.defaultTarget]) }
@@ -149,7 +195,9 @@ final class Daemon {
         for signal in SignalFD.drain(signals.borrowed) {
             switch signal {
             case SIGCHLD: manager.processes.reapChildren()
-            case SIGHUP: manager.units.reload()
+            case SIGHUP:
+                manager.units.reload()
+                reloadBrokerPolicy()
             case SIGTERM where orchestrator.phase == .handOver && orchestrator.managerAbove == nil:
                 // Holding the live update's sessions until the kernel switches: leaving now would drop them.
                 // (When the manager above carries the stores, ferryd holds nothing it could drop: it
@@ -160,6 +208,14 @@ final class Daemon {
             default: break
             }
         }
+    }
+
+    /// daemon-reload and SIGHUP read the broker's policy again; sessions already held stay.
+    private func reloadBrokerPolicy() {
+        let (policy, warnings) = BrokerPolicy.load(path: options.brokerPolicy)
+        for warning in warnings { logger.warning("broker policy: \(warning)") }
+        if policy != broker.policy { logger.info("broker: policy reloaded from \(policy.source), \(policy.rules.count) rule(s)") }
+        broker.policy = policy
     }
 
     /// Stops every running service, then exits (stores are not kept past ferryd's life). As PID 1
@@ -177,6 +233,7 @@ final class Daemon {
         }
         unlink(options.controlPath)
         unlink(options.notifyPath)
+        unlink(options.brokerPath)
         if getpid() == 1 { InitDuties.end(restart: reboot) }
         exit(0)
     }
@@ -184,11 +241,15 @@ final class Daemon {
     /// Replaces this process with a fresh ferryd binary, keeping sockets, store fds and children.
     private func reexecute() {
         reexecRequested = false
-        let state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
+        var state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
                                  kexecCount: manager.kexecCount, units: manager.snapshot(), lockFD: lock.descriptor.rawValue,
                                  ferrydVersion: FerryVersion.current, lastRestore: orchestrator.lastRestoreReport)
-        let keep = [manager.notifySocketFD, control.listenerFD, lock.descriptor.rawValue] + manager.storeDescriptors()
-        logger.info("re-executing with \(manager.services.count) unit(s) and \(keep.count - 2) stored fd(s)")
+        let table = broker.reexecSnapshot()
+        state.brokerFD = brokerServer.listenerFD
+        state.broker = table.text
+        let keep = [manager.notifySocketFD, control.listenerFD, lock.descriptor.rawValue, brokerServer.listenerFD]
+            + manager.storeDescriptors() + table.descriptors
+        logger.info("re-executing with \(manager.services.count) unit(s), \(manager.storeDescriptors().count) stored fd(s) and \(table.descriptors.count) brokered session(s)")
         if let error = Reexec.execute(state, keeping: keep, program: reexecProgram) {
             logger.error("re-exec failed, carrying on in this process: \(error)")
         }

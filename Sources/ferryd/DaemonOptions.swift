@@ -17,6 +17,10 @@ struct DaemonOptions: Sendable {
     var stateDirectory = "/var/lib/ferry"
     /// The textfile collector's file; nil: the default, "" : none.
     var metricsFile: String?
+    /// The broker's socket (io.ferry.Broker); nil: RUNTIME/broker.
+    var brokerSocket: String?
+    /// Who may have brokered sessions; the built-in policy (root only) when the file is missing.
+    var brokerPolicy = "/etc/ferry/broker.conf"
     var help = false
     var version = false
 
@@ -25,6 +29,7 @@ struct DaemonOptions: Sendable {
 
     var controlPath: String { controlSocket ?? "\(runtimeDirectory)/control" }
     var notifyPath: String { notifySocket ?? "\(runtimeDirectory)/notify" }
+    var brokerPath: String { brokerSocket ?? "\(runtimeDirectory)/broker" }
     var directories: [String] { unitDirectories.isEmpty ? ["/etc/ferry/system", "\(runtimeDirectory)/system"] : unitDirectories }
 
     static let usage = """
@@ -46,6 +51,10 @@ struct DaemonOptions: Sendable {
           --kexec-command "COMMAND ARGS"
                              when nested under a manager that carries the stores across a kexec,
                              how to ask it for the kexec (under systemd 261+: systemctl kexec --no-block)
+          --broker PATH      the broker socket, io.ferry.Broker (default RUNTIME/broker)
+          --broker-policy PATH
+                             who may have brokered LUO sessions, quotas, unclaimed sessions
+                             (default /etc/ferry/broker.conf; missing: root only)
           -h, --help         this text
           --version          ferryd's version
         """
@@ -73,6 +82,8 @@ struct DaemonOptions: Sendable {
             case "--state-dir": options.stateDirectory = try value(argument)
             case "--metrics-file": options.metricsFile = try value(argument)
             case "--kexec-command": options.kexecCommand = try value(argument).split(separator: " ").map(String.init)
+            case "--broker": options.brokerSocket = try value(argument)
+            case "--broker-policy": options.brokerPolicy = try value(argument)
             case "-h", "--help": options.help = true
             case "--version": options.version = true
             default: throw Invalid(description: "unknown argument '\(argument)'")

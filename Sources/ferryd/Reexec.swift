@@ -63,7 +63,8 @@ enum Reexec {
             printError("ferryd: cannot read the re-exec state in fd \(fd); starting fresh")
             return nil
         }
-        for keep in [state.notifyFD, state.controlFD] + (state.lockFD.map { [$0] } ?? []) + state.units.flatMap({ $0.store.map(\.fd) }) {
+        for keep in [state.notifyFD, state.controlFD] + (state.lockFD.map { [$0] } ?? []) + (state.brokerFD.map { [$0] } ?? [])
+            + state.units.flatMap({ $0.store.map(\.fd) }) {
             _ = ferry_fcntl_int(keep, F_SETFD, FD_CLOEXEC)
         }
         return state

@@ -256,3 +256,30 @@ extension NestedManagerTests {
         #expect(!heard.contains { $0.contains("FDSTOREREMOVE") })
     }
 }
+
+extension NestedManagerTests {
+    /// The inner ferryd's broker hands its sessions to the outer one for the kexec the outer one
+    /// performs, and takes them back afterwards for their owner.
+    @Test func brokeredSessionsRideAKexecOfTheManagerAbove() throws {
+        try withEmulator { emulator in
+            let nest = try Nest(emulator: emulator.socketPath, askOuterForKexec: true)
+            try nest.startAndStore()
+            let broker = "\(nest.innerRoot.path)/run/broker"
+            let saved = try BrokerProcessTests.ferryctl(as: 0, ["session", "memfd", "save", "vm", "--text", "nested-state", "--broker", broker])
+            #expect(saved.status == 0, "\(saved.output)")
+            let firstPID = try nest.outer.unit("inner.service")["mainPID"]?.number
+            _ = try? nest.inner("Kexec")
+            #expect(nest.outer.waitUntil(seconds: 30) {
+                try nest.outer.call("GetLiveUpdate").parameters["restore"]?["found"]?.bool == true
+            }, "\(nest.outer.log)")
+            #expect(nest.outer.waitUntil(seconds: 30) {
+                try nest.outer.unit("inner.service")["mainPID"]?.number != firstPID
+                    && nest.inner("GetManager").parameters["broker"]?["waiting"]?.number == 1
+            }, "\(nest.outer.log)")
+            let back = try BrokerProcessTests.ferryctl(as: 0, ["session", "memfd", "verify", "vm", "--text", "nested-state", "--broker", broker])
+            #expect(back.status == 0, "\(back.output)\n\(nest.outer.log)")
+            // Taken back: the outer store no longer holds the session for the inner ferryd.
+            #expect(nest.outer.waitUntil { !(try nest.outer.storeNames("inner.service")).contains { $0.hasPrefix("ferry-broker-") } })
+        }
+    }
+}

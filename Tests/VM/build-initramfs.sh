@@ -14,6 +14,8 @@ readelf -l "$busybox" | grep -q INTERP && { echo "build-initramfs: $busybox is n
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+# mktemp makes it 0700; as the image's / it must let unprivileged services (User=65534) reach /bin.
+chmod 755 "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,etc/ferry/system}
 cp "$busybox" "$root/bin/busybox"
 cp "$init" "$root/init"
@@ -39,6 +41,7 @@ done
 mkdir -p "$out"
 (cd "$root" && find . | cpio -o -H newc --quiet) > "$out/inner.cpio"
 kexec_root=$(mktemp -d)
+chmod 755 "$kexec_root"  # its "." entry, extracted last, sets the mode of / in the first boot
 mkdir -p "$kexec_root/kexec"
 cp "$bzimage" "$kexec_root/kexec/bzImage"
 cp "$out/inner.cpio" "$kexec_root/kexec/initrd.cpio"

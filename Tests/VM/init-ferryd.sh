@@ -33,5 +33,11 @@ WantedBy=multi-user.target
 UNIT
 mkdir -p /etc/ferry/system/multi-user.target.wants
 ln -s ../boot-marker.service /etc/ferry/system/multi-user.target.wants/boot-marker.service
+# The broker's policy: the unprivileged clients of the scenario (uid 65534) may have sessions.
+cat > /etc/ferry/broker.conf <<POLICY
+allow uid=65534 sessions=4 files=16 bytes=16M
+allow uid=0
+unclaimed-after 10min
+POLICY
 /bin/scenario-driver.sh </dev/null &
 exec /bin/ferryd --log-level info

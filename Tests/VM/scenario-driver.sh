@@ -18,6 +18,29 @@ FileDescriptorStorePreserve=yes
 NotifyAccess=all
 UNIT
 }
+# An unprivileged client of the broker (not LUOSession=: it asks ferryd over the broker socket)
+# and an unprivileged unit with LUOSession=; both save a memfd before the kexec, verify it after.
+brokered() { # name, save|verify
+  cat > "$units/$1.service" <<UNIT
+[Service]
+Type=oneshot
+User=65534
+Group=65534
+ExecStart=/bin/ferryctl session run vm -- /bin/ferryctl session memfd $2 vm --text guest-state-of-$1
+UNIT
+}
+luounit() { # name, save|verify
+  cat > "$units/$1.service" <<UNIT
+[Service]
+Type=oneshot
+User=65534
+Group=65534
+ExecStart=/bin/ferryctl session memfd $2 vm --text unit-state-of-$1
+LUOSession=vm
+FileDescriptorStoreMax=4
+FileDescriptorStorePreserve=yes
+UNIT
+}
 count() { ferryctl fdstore "$1" --json | tr ',' '\n' | grep -c '"name"'; }
 state() { ferryctl show "$1" -p ActiveState -p SubState --value | awk '{ printf "%s%s", sep, $0; sep = " " }'; }
 
@@ -37,7 +60,12 @@ if ! grep -q ferry_stage=2 /proc/cmdline; then
   unit late-zerofds store late-zerofds
   unit bulk store-many 1000 1000
   unit barebench bench-preserve 1000 4
+  brokered vmm save
+  luounit luovmm save
   ferryctl daemon-reload
+  expect broker-save "inactive dead" "$(ferryctl start vmm.service >/dev/null; state vmm.service)"
+  expect luosession-save "inactive dead-resources-pinned" "$(ferryctl start luovmm.service >/dev/null; state luovmm.service)"
+  expect broker-held 1 "$(ferryctl session list --json | tr '{' '\n' | grep -c '"state":"held"')"
   expect start-cache "active running" "$(ferryctl start cache.service >/dev/null; state cache.service)"
   for u in test hijack late late-noreload late-zerofds bulk barebench; do expect "store-$u" "inactive dead-resources-pinned" "$(ferryctl start $u.service --json >/dev/null; state $u.service)"; done
   expect store-count-test 3 "$(count test.service)"
@@ -62,6 +90,13 @@ unit hijack check-hijack luosession
 ferryctl daemon-reload
 expect hijack-not-restored 0 "$(count hijack.service)"
 expect check-test "inactive dead" "$(ferryctl start test.service >/dev/null; state test.service)"
+expect broker-waiting 1 "$(ferryctl session list --json | tr '{' '\n' | grep -c '"state":"waiting"')"
+brokered vmm verify
+luounit luovmm verify
+ferryctl daemon-reload
+expect broker-verify "inactive dead" "$(ferryctl start vmm.service >/dev/null; state vmm.service)"
+expect broker-retrieved 1 "$(ferryctl session list --json | tr '{' '\n' | grep -c '"state":"retrieved"')"
+expect luosession-verify "inactive dead-resources-pinned" "$(ferryctl start luovmm.service >/dev/null; state luovmm.service)"
 expect check-hijack "inactive dead" "$(ferryctl start hijack.service >/dev/null; state hijack.service)"
 expect late-placeholder 3 "$(count late.service)"
 unit late check late

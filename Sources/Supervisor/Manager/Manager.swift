@@ -33,6 +33,8 @@ public final class Manager {
     public var kexecCount: UInt32 = 0
     /// Datagrams handled on the notify socket, for benchmarks and status.
     public internal(set) var notifyMessages = 0
+    /// The kernel name of a unit's `LUOSession=` NAME (set by `UnitSessions`).
+    var sessionNamer: ((Service, String) -> String)?
     /// Hears each `X_FERRY_PREPARED=1` / `X_FERRY_REFUSED=` a unit sends (the live update's barrier).
     public var onPrepareAnswer: ((Service, PrepareAnswer) -> Void)?
 

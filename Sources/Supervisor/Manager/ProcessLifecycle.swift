@@ -45,6 +45,8 @@ public final class ProcessLifecycle {
     public var controlGroups: ControlGroups?
     /// Added to every service's environment (e.g. FERRY_LIVEUPDATE_EMULATOR during a rehearsal).
     public var extraEnvironment: [String] = []
+    /// Runs before a unit's first ExecStart= line is spawned (LUOSession= fills the store here).
+    public var beforeMainStart: ((Service) -> Void)?
     /// Where units' stdout and stderr go (nil: ferryd's own stderr).
     var output: UnitOutput?
 
@@ -132,6 +134,7 @@ public final class ProcessLifecycle {
             return false
         }
         let command = service.config.execStart[service.commandIndex]
+        if service.commandIndex == 0 { beforeMainStart?(service) }
         guard let pid = spawn(command, for: service, handingStore: true) else { return false }
         service.mainPID = pid
         service.processGroup = pid

@@ -71,6 +71,9 @@ extension Manager {
 
     private func closing(_ count: Int) -> String { count > 0 ? "; closing \(count) fd(s)" : "" }
 
+    /// The unit `pid` belongs to, if it is one of ferryd's (main process, cgroup or process group).
+    public func unit(ofProcess pid: pid_t) -> UnitName? { sender(pid)?.name }
+
     /// The unit a pid belongs to: a main process, or any process of a unit's process group.
     func sender(_ pid: pid_t) -> Service? {
         if let service = processes.byPID[pid] { return service }
@@ -136,8 +139,13 @@ extension Manager {
                 name = FDName.defaultName
             }
             let poll = message.value("FDPOLL") != "0"
-            let all = descriptors
+            var all = descriptors
             descriptors = OwnedFDs()
+            for index in 0..<all.count {
+                guard let why = refusesSession(FileDescriptor(rawValue: all.rawValues[index]), pushedBy: service, as: name) else { continue }
+                logger.warning("\(service.name): refused (EACCES) fd '\(name)': \(why)")
+                _ = all.take(at: index)  // closed here
+            }
             stores.store(all, in: service, name: name, poll: poll, origin: "FDSTORE=1")
             return
         }

@@ -1,5 +1,6 @@
 import FDStore
 import FerrySystem
+import LiveUpdate
 
 #if canImport(Glibc)
 import Glibc
@@ -64,6 +65,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var stopTimeout: Duration = .seconds(90)
     public var fdStoreMax = 0
     public var fdStorePreserve: PreserveMode = .restart
+    /// LUOSession=: sessions ferryd creates for the unit and hands over in its fd store.
+    public var luoSessions: [String] = []
     /// Nil until set: the default depends on Type= and FileDescriptorStoreMax=.
     public var explicitNotifyAccess: NotifyAccess?
 
@@ -82,7 +85,7 @@ public struct ServiceConfig: Sendable, Equatable {
 
     public static func == (a: ServiceConfig, b: ServiceConfig) -> Bool {
         a.description == b.description && a.type == b.type && a.execStart == b.execStart && a.restart == b.restart
-            && a.fdStoreMax == b.fdStoreMax && a.fdStorePreserve == b.fdStorePreserve
+            && a.fdStoreMax == b.fdStoreMax && a.fdStorePreserve == b.fdStorePreserve && a.luoSessions == b.luoSessions
             && a.environment.map { "\($0)=\($1)" } == b.environment.map { "\($0)=\($1)" }
     }
 
@@ -215,6 +218,8 @@ public struct ServiceConfig: Sendable, Equatable {
             } else {
                 return "FileDescriptorStorePreserve=\(value) is not no, restart, yes or on-success, ignored"
             }
+        case ("Service", "LUOSession"):
+            return applyLUOSessions(value)
         case ("Service", "NotifyAccess"):
             guard let access = NotifyAccess(rawValue: value) else { return "NotifyAccess=\(value) is not none, main, exec or all, ignored" }
             explicitNotifyAccess = access
@@ -282,3 +287,26 @@ public struct ServiceConfig: Sendable, Equatable {
 
 /// Reads a whole (small) file, nil when it cannot.
 func readFile(_ path: String) -> String? { FileIO.text(ofFile: path) }
+
+extension ServiceConfig {
+    /// `LUOSession=NAME…`: whitespace-separated; empty resets; an invalid or repeated name is
+    /// skipped with a warning, the others kept.
+    mutating func applyLUOSessions(_ value: String) -> String? {
+        let names = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if names.isEmpty {
+            luoSessions = []
+            return nil
+        }
+        var problems: [String] = []
+        for name in names {
+            if !SessionNames.isValidConfiguredName(name) || !FDName.isValid(name) {
+                problems.append("'\(name.prefix(80))' is not a valid session name (1-63 printable bytes, no '/' or ':')")
+            } else if luoSessions.contains(name) {
+                problems.append("'\(name)' is listed twice")
+            } else {
+                luoSessions.append(name)
+            }
+        }
+        return problems.isEmpty ? nil : "LUOSession=: " + problems.joined(separator: "; ") + ", skipped"
+    }
+}

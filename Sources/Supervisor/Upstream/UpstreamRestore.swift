@@ -15,6 +15,13 @@ extension StoreKeeper {
             report.updateState = try? FileIO.readAll(state.borrowed)
             upstream.dropUpdateState()
         }
+        // Brokered sessions come back to the broker, not to a store; the copies above go.
+        for (position, fdName) in names.enumerated() where fdName.hasPrefix(UpstreamStore.brokerSessionPrefix) {
+            guard let fd = fds.take(at: position) else { continue }
+            let kernelName = String(fdName.dropFirst(UpstreamStore.brokerSessionPrefix.count))
+            report.brokerSessions.append((kernelName, fd.release()))
+            upstream.dropBrokerSession(kernelName: kernelName)
+        }
         guard let mappingPosition = names.firstIndex(of: UpstreamMapping.mappingName),
             let mappingFD = fds.take(at: mappingPosition)
         else {
@@ -97,5 +104,8 @@ public struct TakeBackReport: Sendable {
     public var restored: Int { placed.count }
     /// The live update's state, when ferryd handed a kexec to the manager above before this start.
     public var updateState: [UInt8]?
+    /// Sessions ferryd's broker pushed up for the kexec, by kernel name. The descriptors are
+    /// owned by whoever takes this report (the broker adopts them, or closes them).
+    public var brokerSessions: [(kernelName: String, fd: CInt)] = []
     public var problems: [String] = []
 }

@@ -61,7 +61,22 @@ public final class UpstreamStore {
     /// pushed just before ferryd asks the manager above for a kexec.
     public static let updateStateName = "ferry-update-state"
 
+    /// FDNAME prefix of the sessions ferryd's broker holds for clients, pushed up (as
+    /// `ferry-broker-<kernel name>`) when the manager above performs the kexec.
+    public static let brokerSessionPrefix = "ferry-broker-"
+
     // MARK: - Upward
+
+    /// Pushes a brokered session up for the kexec, replacing an earlier copy; the caller keeps `fd`.
+    public func pushBrokerSession(_ fd: CInt, kernelName: String) throws(SystemCallError) {
+        try send("FDSTOREREMOVE=1\nFDNAME=\(Self.brokerSessionPrefix)\(kernelName)")
+        try send("FDSTORE=1\nFDNAME=\(Self.brokerSessionPrefix)\(kernelName)\nFDPOLL=0", descriptors: [fd])
+    }
+
+    /// Drops the copy above of a brokered session (taken back, or the update rolled back).
+    public func dropBrokerSession(kernelName: String) {
+        try? send("FDSTOREREMOVE=1\nFDNAME=\(Self.brokerSessionPrefix)\(kernelName)")
+    }
 
     /// Pushes the live update's state, replacing an earlier one.
     public func pushUpdateState(_ bytes: [UInt8]) throws(SystemCallError) {
