@@ -77,9 +77,17 @@ public final class LiveUpdateFlow {
             // The stores would go into a userspace process that dies with this kernel.
             return refuse("ferryd's LUO backend is the emulator at \(emulator): a real kexec would lose every store; rehearse instead (ferryctl kexec --rehearse)")
         }
+        // From here until the update is done, a keeper holds a copy of every store (and later of
+        // every session): ferryd dying at any step loses nothing (KeeperProcess).
+        do throws(KeeperLink.Failure) {
+            try orchestrator.startKeeper(activeUnits: currentlyActive())
+        } catch {
+            return refuse("\(error)")
+        }
         if !request.rehearse, let failure = KernelLoading.prepare(request, logger: logger) {
             return refuse(failure)
         }
+        TestFault.reached("load")
         stopUnits()
     }
 
@@ -88,12 +96,17 @@ public final class LiveUpdateFlow {
     private func stopUnits() {
         phase = .stop
         phaseStart = MonotonicClock.microseconds()
-        activeUnits = manager.services.values
-            .filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
+        activeUnits = currentlyActive()
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         // In reverse dependency order, every store held whatever its preserve mode.
         manager.jobs.stop(manager.services.keys.map(\.full).sorted(), keepingStores: true)
+        TestFault.reached("stop")
         armStopDeadline()
         unitChanged(nil)
+    }
+
+    private func currentlyActive() -> [UnitName] {
+        manager.services.values.filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
     }
 
     /// Every state change of a unit comes here while the update runs.
@@ -148,6 +161,10 @@ public final class LiveUpdateFlow {
         report.skipped += collection.skipped
         report.lost += collection.lost
         for loss in collection.losses { report.lose(loss) }
+        // What units stored while stopping, less what serialize dropped.
+        orchestrator.keeper?.holdStores(of: manager)
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
+        TestFault.reached("serialize")
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {
             return handOver(collection.entries, to: above)
@@ -159,13 +176,19 @@ public final class LiveUpdateFlow {
 
     private func preserve(_ entries: [StoreCollection.Entry]) {
         phase = .preserve
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         var prepared: PreparedSession
         do throws(PreparedSession.Failure) {
+            // Each session goes to the keeper as soon as it exists: a dead ferryd's partial
+            // session stays open there until the restarted ferryd rolls back.
             prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName,
-                                           entryCount: entries.count)
+                                           entryCount: entries.count) { [orchestrator] fd, name in
+                orchestrator.keeper?.hold(.session(name, role: "outgoing"), fd: fd.rawValue)
+            }
         } catch {
             return rollBack(error.text)
         }
+        TestFault.reached("preserve-session")
         prepared.preserve(entries, report: &report, logger: logger)
         report.timings.preserve = lap()
         handOver(prepared)
@@ -184,10 +207,13 @@ public final class LiveUpdateFlow {
         } catch {
             return rollBack(error.text)
         }
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
+        TestFault.reached("mapping")
         logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
         if !request.rehearse && orchestrator.ownHandOver == .systemdShutdown {
             return holdThroughShutdown(prepared)
         }
+        TestFault.reached("handover")
         // A rehearsal announces itself, as this process is replaced; a real kexec does not, so
         // that whoever asked hears either nothing (the machine is gone) or the rollback.
         let failure = if request.rehearse, let emulator = emulatorSocket {
@@ -319,12 +345,17 @@ public final class LiveUpdateFlow {
         report.failure = reason
         logger.error("live update refused: \(reason)")
         outcome(.refused(report))
+        orchestrator.releaseKeeperWhenSettled()
     }
 
     /// Units were stopped: start the ones that ran again, with their stores (which the stop held).
     private func rollBack(_ reason: String) {
         phase = .rollBack
         report.failure = reason
+        // The partial session closes now (the keeper's copy too); the stores stay with the keeper
+        // until every unit has started again with them.
+        orchestrator.keeper?.forget(role: "outgoing")
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         logger.error("live update failed, rolling back: \(reason)")
         for service in manager.services.values { manager.processes.releaseLiveUpdateHold(service) }
         manager.jobs.start(activeUnits.map(\.full)) { [logger] unit, succeeded in
@@ -332,6 +363,7 @@ public final class LiveUpdateFlow {
         }
         logger.info("rolled back: \(activeUnits.count) unit(s) started again with their stores")
         outcome(.rolledBack(report))
+        orchestrator.releaseKeeperWhenSettled()
     }
 
     // MARK: Helpers

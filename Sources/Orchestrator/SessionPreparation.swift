@@ -18,6 +18,8 @@ struct PreparedSession: ~Copyable {
     private(set) var mapping = LiveUpdateMapping()
     private let backend: any LiveUpdateBackend
     private let name: String
+    /// Told of each session as soon as it is created (the caller keeps nothing of the fd).
+    private let keep: (FileDescriptor, String) -> Void
     /// Sessions beyond the first, `NAME.1`, `NAME.2`, …: a kernel before 7.2 takes 128 files per
     /// session (ENOSPC), and on 7.2+ RETRIEVE_FD costs grow with a session's size.
     private(set) var shards: [Shard] = []
@@ -46,13 +48,18 @@ struct PreparedSession: ~Copyable {
     /// Creates the session and preserves the mapping memfd first, sized for the worst case and
     /// written at the end (writes inside a preserved memfd's size stay allowed), so a session that
     /// fills up (128 files before 7.2) loses the last fds with a warning, never the mapping.
-    init(backend: any LiveUpdateBackend, name: String, entryCount: Int) throws(Failure) {
+    ///
+    /// - Parameter keep: told of each session (this one, and each shard) as soon as it exists, to
+    ///   hand a copy to the keeper; the fd is borrowed for the call.
+    init(backend: any LiveUpdateBackend, name: String, entryCount: Int,
+         keep: @escaping (FileDescriptor, String) -> Void = { _, _ in }) throws(Failure) {
         let session: LiveUpdateSession
         do throws(LiveUpdateError) {
             session = try LiveUpdateDevice.open(backend).createSession(named: name)
         } catch {
             throw Failure(text: "\(error)")
         }
+        keep(session.descriptor.borrowed, name)
         let capacity = 65536 + entryCount * 1024
         guard let memfd = try? Memfd.create(name: "ferry-mapping"),
             (try? FileIO.truncate(memfd.borrowed, to: Int64(capacity))) != nil
@@ -69,12 +76,14 @@ struct PreparedSession: ~Copyable {
         self.session = session
         self.backend = backend
         self.name = name
+        self.keep = keep
     }
 
     private mutating func openShard() -> Shard? {
         let shardName = "\(name).\(shards.count + 1)"
         do throws(LiveUpdateError) {
             let shard = Shard(name: shardName, session: try LiveUpdateDevice.open(backend).createSession(named: shardName))
+            keep(shard.session.descriptor.borrowed, shardName)
             shards.append(shard)
             return shard
         } catch {
@@ -129,6 +138,7 @@ struct PreparedSession: ~Copyable {
                     continue
                 }
                 mapped = .fd(name: entry.name, token: placed.token, shard: placed.shard)
+                TestFault.reached("preserve-\(report.preserved.count + 1)")
                 report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: placed.token,
                                               sessionName: placed.shard))
             }

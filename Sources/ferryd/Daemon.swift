@@ -79,6 +79,12 @@ final class Daemon {
         orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
                                               logger: logger)
         if host.kind == .systemd && !host.managerAboveCarriesKexec { orchestrator.ownHandOver = .systemdShutdown }
+        // Where ferryd does the LUO work itself and its death is not the host's: a keeper holds
+        // copies through every live update and restore (docs/architecture.md, "Crash windows").
+        if !host.managerAboveCarriesKexec && getpid() != 1 {
+            orchestrator.keeperConfiguration = .init(executable: Reexec.executablePath,
+                                                     socketPath: "\(options.runtimeDirectory)/keeper")
+        }
         if host.managerAboveCarriesKexec {
             let underSystemd = host.kind == .systemd
             orchestrator.managerAbove = .init(name: underSystemd ? "systemd" : "the manager above",
@@ -127,7 +133,8 @@ final class Daemon {
             }
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).
-            if !host.managerAboveCarriesKexec { orchestrator.restoreAfterBoot() }
+            // A keeper left by a ferryd that died in the middle of an update comes first.
+            if !host.managerAboveCarriesKexec && !orchestrator.resumeFromKeeper() { orchestrator.restoreAfterBoot() }
             // A cold start: what is enabled comes up, in dependency order (a restore above
             // already asked for it with the units that ran before).
             if orchestrator.lastRestoreReport?.found != true { manager.jobs.start([DependencyGraph.defaultTarget]) }
