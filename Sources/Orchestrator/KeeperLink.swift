@@ -131,11 +131,20 @@ public final class KeeperLink {
 
     // MARK: Taking back
 
-    /// Everything the keeper holds, as dups (the keeper keeps its own until `release`).
-    func take() throws(Failure) -> KeeperTaken {
-        sendLogged(["op": .string("take")])
+    /// Waits (up to 30 s) until the keeper has done everything asked before, e.g. closed a session
+    /// it was told to forget before a session of the same name is created.
+    func sync() {
+        sendLogged(["op": .string("sync")])
+        if !awaitReply("synced", seconds: 30) { logger.warning("live update: the keeper did not answer a sync") }
+    }
+
+    /// The state and dups of every item of `kind` (of all when nil) the keeper holds (it keeps its
+    /// own until `release`), added to `taken`.
+    func take(_ kind: KeeperWire.Item.Kind?, into taken: inout KeeperTaken) throws(Failure) {
+        var fields: [String: JSONValue] = ["op": .string("take")]
+        if let kind { fields["kind"] = .string(kind.rawValue) }
+        sendLogged(fields)
         setReceiveTimeout(seconds: 30)
-        var taken = KeeperTaken()
         while true {
             let message: KeeperWire.Message?
             do { message = try KeeperWire.receive(socket.borrowed) } catch {
@@ -150,7 +159,7 @@ public final class KeeperLink {
                     guard let item, let fd = message.descriptors.take(at: index) else { continue }
                     taken.append(item, fd)
                 }
-            case "end": return taken
+            case "end": return
             default: break
             }
         }

@@ -99,7 +99,8 @@ private struct Keeper: ~Copyable {
             let role = message.fields["role"]?.string
             guard kind != nil || role != nil else { return log("ignoring a forget that names neither kind nor role") }
             holdings.forget { (kind == nil || $0.kind == kind) && (role == nil || $0.role == role) }
-        case "take": sendAll(to: client)
+        case "take": send(message.fields["kind"]?.string.flatMap(KeeperWire.Item.Kind.init(rawValue:)), to: client)
+        case "sync": try? KeeperWire.send(client, ["op": .string("synced")])
         case "release": release(client)
         default: log("ignoring an unknown request '\(message.op)'")
         }
@@ -116,11 +117,14 @@ private struct Keeper: ~Copyable {
         }
     }
 
-    /// Dups of everything (the keeper keeps its own), the state first and `end` last.
-    private func sendAll(to client: FileDescriptor) {
+    /// Dups of every item of `kind` (all when nil; the keeper keeps its own), the state first and
+    /// `end` last.
+    private func send(_ kind: KeeperWire.Item.Kind?, to client: FileDescriptor) {
+        let chosen = holdings.items.indices.filter { kind == nil || holdings.items[$0].kind == kind }
+        let descriptors = holdings.descriptors
         do throws(SystemCallError) {
             try KeeperWire.send(client, ["op": .string("state"), "state": .object(holdings.state)])
-            try KeeperWire.sendItems(client, holdings.items, fds: holdings.descriptors)
+            try KeeperWire.sendItems(client, chosen.map { holdings.items[$0] }, fds: chosen.map { descriptors[$0] })
             try KeeperWire.send(client, ["op": .string("end")])
         } catch {
             log("could not hand everything to ferryd: \(error); still holding it")

@@ -22,15 +22,17 @@ extension LiveUpdateOrchestrator {
         guard let configuration = keeperConfiguration,
             let link = KeeperLink.connect(configuration.socketPath, logger: logger)
         else { return false }
+        // The sessions first: the stores only if they are what comes back (a restore retrieves
+        // its own, and holding both could double ferryd's fds).
         do throws(KeeperLink.Failure) {
-            resumed = try link.take()
+            try link.take(.session, into: &resumed)
         } catch {
             logger.error("live update: the keeper at \(configuration.socketPath) did not hand back what it holds (\(error)); it keeps holding it")
             return false
         }
         keeper = link
         let phase = resumed.phase
-        logger.notice("live update: the keeper held \(resumed.items.count) fd(s) of an update whose ferryd is gone (phase '\(phase)': a rehearsal's exec, or a crash); carrying on from there")
+        logger.notice("live update: a keeper holds copies for an update whose ferryd is gone (phase '\(phase)', after a rehearsal's exec or a crash; \(resumed.items.count) session(s)); carrying on from there")
         if phase == "restored" {
             placeHeldStores(why: "ferryd died after the restore's FINISH; every store came back from the keeper")
         } else if !restoreAfterBoot().found {
@@ -61,6 +63,12 @@ extension LiveUpdateOrchestrator {
     /// partial outgoing session is dropped; an incoming one was finished), and starts the units
     /// that ran before the update.
     private func placeHeldStores(why: String) {
+        do throws(KeeperLink.Failure) {
+            try keeper?.take(.store, into: &resumed)
+        } catch {
+            logger.error("live update: the keeper did not hand back the stores (\(error)); it keeps holding them")
+            return
+        }
         var report = RestoreReport()
         report.found = true
         report.kexecCount = resumed.state["kexecCount"]?.number.map { UInt32(clamping: Int64($0)) } ?? manager.kexecCount

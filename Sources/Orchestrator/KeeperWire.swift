@@ -6,9 +6,10 @@ import SystemPackage
 /// packet, with the fds it names attached as SCM_RIGHTS (at most `batchLimit` to a packet).
 ///
 /// ferryd → keeper: `hold` (items + fds), `state` (the update's state, replaced whole), `forget`
-/// (drop a kind or a role of item), `take` (send me dups of everything), `release` (close
-/// everything and exit). keeper → ferryd: for `take`, one `state`, `hold` packets and `end`; for
-/// `release`, `released`.
+/// (drop a kind or a role of item), `take` (send me dups of one kind, or of everything), `sync`
+/// (answer once everything before is done), `release` (close everything and exit).
+/// keeper → ferryd: `ready` once it listens; for `take`, one `state`, `hold` packets and `end`;
+/// for `sync`, `synced`; for `release`, `released`.
 enum KeeperWire {
     /// One held fd, as both sides file it.
     struct Item: Sendable, Equatable {

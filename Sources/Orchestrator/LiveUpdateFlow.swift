@@ -161,8 +161,10 @@ public final class LiveUpdateFlow {
         report.skipped += collection.skipped
         report.lost += collection.lost
         for loss in collection.losses { report.lose(loss) }
-        // What units stored while stopping, less what serialize dropped.
+        // What units stored while stopping, less what serialize dropped; a dropped session named
+        // like Ferry's must be closed in the keeper too before CREATE_SESSION.
         orchestrator.keeper?.holdStores(of: manager)
+        orchestrator.keeper?.sync()
         orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         TestFault.reached("serialize")
         report.timings.serialize = lap()
