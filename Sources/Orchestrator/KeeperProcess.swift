@@ -58,22 +58,17 @@ private struct Keeper: ~Copyable {
 
     init(path: String) { self.path = path }
 
+    /// Serves the ferryd that started it, then each ferryd that connects, one after the other.
     mutating func serve(link: consuming OwnedFD, listener: consuming OwnedFD) -> Never {
-        var client: OwnedFD? = consume link
+        var next: OwnedFD? = consume link
         while true {
-            if let connected = client.take() {
-                if let next = serveClient(connected) {
-                    client = consume next
-                }
-                continue
-            }
-            client = accept(listener.borrowed)
+            if let connected = next.take() { serveClient(connected) }
+            next = accept(listener.borrowed)
         }
     }
 
-    /// Answers one ferryd until it goes away; returns its fd if it must be served further (never:
-    /// nil once it closed).
-    private mutating func serveClient(_ connected: consuming OwnedFD) -> OwnedFD? {
+    /// Answers one ferryd until it goes away (its fd closes on return).
+    private mutating func serveClient(_ connected: consuming OwnedFD) {
         while true {
             let message: KeeperWire.Message?
             do {
@@ -84,7 +79,7 @@ private struct Keeper: ~Copyable {
             }
             guard let message else {
                 log("ferryd went away during the live update (phase \(holdings.state["phase"]?.string ?? "?")); holding \(holdings.summary), waiting on \(path)")
-                return nil
+                return
             }
             handle(message, client: connected.borrowed)
         }
