@@ -117,6 +117,56 @@ import Glibc
     }
 }
 
+extension FerrydCrashDuringUpdateTests {
+    /// A waiting keeper turns away what is not a well-formed request (not JSON, fds that do not
+    /// match the items, unknown requests) and closes the fds that came with it; what it holds is
+    /// intact for the next ferryd.
+    @Test func aWaitingKeeperShrugsOffBadPacketsWithoutLeaking() throws {
+        try withEmulator { emulator in
+            let arguments = ["--liveupdate-emulator", emulator.socketPath]
+            let first = try FerrydInstance(units: [:], extraArguments: arguments, environment: ["FERRYD_TEST_DIE_AT=mapping"])
+            first.writeUnit("alpha.service", LiveUpdateScenarioTests.testUnit("store", prefix: "alpha"))
+            _ = try first.start("alpha.service")
+            _ = try? first.call("Kexec", ["rehearse": .bool(true)])
+            #expect(first.exitStatus() == 128 + SIGKILL)
+            let keeper = try #require(keepers(of: first).first)
+            let before = descriptorCount(of: keeper)
+
+            let socket = try UnixSocket.connect(path: "\(first.directory.path)/run/keeper", kind: .sequentialPacket)
+            var junk = OwnedFDs()
+            junk.append(try Memfd.create(name: "junk", contents: [1]))
+            junk.append(try Memfd.create(name: "junk", contents: [2]))
+            let memfds = junk.rawValues
+            try UnixSocket.send(socket.borrowed, Array("not json".utf8), descriptors: memfds)
+            try UnixSocket.send(socket.borrowed, Array(#"{"op":"hold","items":[{"kind":"store","unit":"x.service","name":"a"}]}"#.utf8),
+                                descriptors: memfds)
+            try UnixSocket.send(socket.borrowed, Array(#"{"op":"hold","items":[{"kind":"bogus","name":"a"}]}"#.utf8),
+                                descriptors: [memfds[0]])
+            try UnixSocket.send(socket.borrowed, Array(#"{"op":"forget"}"#.utf8))
+            try UnixSocket.send(socket.borrowed, Array(#"{"op":"explode"}"#.utf8), descriptors: [memfds[1]])
+            // A sync answers once all of the above is done.
+            try UnixSocket.send(socket.borrowed, Array(#"{"op":"sync"}"#.utf8))
+            let reply = try UnixSocket.receive(socket.borrowed, maximumBytes: 4096, maximumDescriptors: 4)
+            #expect(String(decoding: reply.bytes, as: UTF8.self).contains("synced"))
+            #expect(descriptorCount(of: keeper) == before + 1, "only the connection itself")
+            #expect(first.log.contains("ignoring a packet from ferryd"), "\(first.log)")
+            _ = consume socket
+
+            let second = try FerrydInstance(restartingAfter: first, extraArguments: arguments)
+            #expect(second.waitUntil { keepers(of: second).isEmpty }, "\(second.log)")
+            #expect(try second.fdStore("alpha.service").count == 3, "\(second.log)")
+        }
+    }
+
+    private func descriptorCount(of pid: pid_t) -> Int {
+        guard let folder = opendir("/proc/\(pid)/fd") else { return -1 }
+        defer { closedir(folder) }
+        var count = 0
+        while readdir(folder) != nil { count += 1 }
+        return count - 2
+    }
+}
+
 /// Keeper processes serving `ferryd`'s runtime folder that have not exited (zombies count as gone).
 func keepers(of ferryd: FerrydInstance) -> [pid_t] {
     let socket = "\(ferryd.directory.path)/run/keeper"
