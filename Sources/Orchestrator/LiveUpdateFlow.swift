@@ -149,6 +149,7 @@ public final class LiveUpdateFlow {
         stopDeadline = nil
         report.timings.stop = lap()
         logger.info("stopped every unit for the live update (\(activeUnits.count) were active)")
+        TestFault.reached("stopped")
         serialize()
     }
 

@@ -104,6 +104,10 @@ public final class LiveUpdateOrchestrator {
         self.sessionName = sessionName
         self.logger = logger
         manager.observeStates { [unowned self] service in current?.unitChanged(service) }
+        // While a keeper serves, what units store (e.g. their state as they stop) goes to it at once.
+        manager.stores.onStored = { [unowned self] entry, unit in
+            keeper?.hold(.store(unit: unit.full, name: entry.name), fd: entry.fd)
+        }
     }
 
     /// The phase of the update under way, nil when none is.

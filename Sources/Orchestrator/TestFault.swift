@@ -7,7 +7,7 @@ import Glibc
 /// Fault injection for the crash tests: `FERRYD_TEST_DIE_AT=<step>` makes ferryd SIGKILL itself
 /// when it reaches that step of a live update or of a restore. The steps, in order:
 ///
-///     load, stop, serialize, preserve-session, preserve-N (after N fds), mapping, handover
+///     load, stop, stopped, serialize, preserve-session, preserve-N (after N fds), mapping, handover
 ///     retrieve-session, retrieve-fd-N (after N fds), finish (before FINISH), finished, started
 ///
 /// A rehearsal's fresh ferryd inherits the variable, so a restore step is reached by the ferryd

@@ -158,6 +158,30 @@ extension FerrydCrashDuringUpdateTests {
         }
     }
 
+    /// What a unit stores as it stops (its state, on SIGTERM) reaches the keeper at once: ferryd
+    /// dying after the stop and before serialize loses none of it, and the unit starts again with it.
+    @Test(.needs(.pythonSystemd)) func whatAUnitStoresWhileStoppingIsKeptToo() throws {
+        try withEmulator { emulator in
+            let arguments = ["--liveupdate-emulator", emulator.socketPath]
+            let first = try FerrydInstance(units: [:], extraArguments: arguments, environment: ["FERRYD_TEST_DIE_AT=stopped"])
+            let report = "\(first.directory.path)/report.json"
+            first.writeUnit("cache.service", toolUnit("report \(report) store early kept storeonterm late state-at-stop barrier ready sleep"))
+            _ = try first.start("cache.service")
+            #expect(first.waitUntil { try first.storeNames("cache.service") == ["early"] })
+            _ = try? first.call("Kexec", ["rehearse": .bool(true)])
+            #expect(first.exitStatus() == 128 + SIGKILL)
+            #expect(first.log.contains("dying at step 'stopped'"), "\(first.log)")
+            unlink(report)
+
+            let second = try FerrydInstance(restartingAfter: first, extraArguments: arguments)
+            #expect(second.waitUntil { keepers(of: second).isEmpty }, "\(second.log)")
+            // The unit ran before the update: it started again, with both fds in LISTEN_FDS.
+            #expect(second.waitUntil { Report.read(report)?.fds.contains { $0.name == "late" && $0.data == "state-at-stop" } == true },
+                    "\(second.log)")
+            #expect(Report.read(report)?.fds.contains { $0.name == "early" && $0.data == "kept" } == true)
+        }
+    }
+
     private func descriptorCount(of pid: pid_t) -> Int {
         guard let folder = opendir("/proc/\(pid)/fd") else { return -1 }
         defer { closedir(folder) }
