@@ -58,6 +58,16 @@ extension LiveUpdateOrchestrator {
         }
     }
 
+    /// Lets the keeper go now (before a daemon-reexec, which no update runs through: the new
+    /// image would never reconnect, and the keeper would wait with stale copies). The stores are
+    /// in ferryd's own hands by then and ride the re-exec.
+    public func releaseKeeperNow() {
+        guard phase == nil, let keeper else { return }
+        cancelKeeperRelease()
+        keeper.release()
+        self.keeper = nil
+    }
+
     private func cancelKeeperRelease() {
         if let fd = keeperRelease?.descriptor.rawValue { manager.loop.unwatch(fd) }
         keeperRelease = nil

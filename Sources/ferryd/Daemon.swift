@@ -186,6 +186,7 @@ final class Daemon {
     /// Replaces this process with a fresh ferryd binary, keeping sockets, store fds and children.
     private func reexecute() {
         reexecRequested = false
+        orchestrator.releaseKeeperNow()
         let state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
                                  kexecCount: manager.kexecCount, units: manager.snapshot(), lockFD: lock.descriptor.rawValue,
                                  ferrydVersion: FerryVersion.current, lastRestore: orchestrator.lastRestoreReport)
