@@ -82,7 +82,9 @@ extension LiveUpdateOrchestrator {
             }
             report.restored.append(.init(unit: unit, name: name, type: "fd"))
         }
+        // Closed before anything else happens: the next update may create a session of the same name.
         keeper?.forget(kind: .session)
+        keeper?.sync()
         noteKeeperPhase("roll-back", activeUnits: resumedActiveUnits, kexecCount: report.kexecCount)
         logger.notice("live update: \(why): \(report.restored.count) fd(s) back in their stores")
         startRestored(resumedActiveUnits, report: &report)

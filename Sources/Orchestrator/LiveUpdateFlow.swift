@@ -358,6 +358,7 @@ public final class LiveUpdateFlow {
         // The partial session closes now (the keeper's copy too); the stores stay with the keeper
         // until every unit has started again with them.
         orchestrator.keeper?.forget(role: "outgoing")
+        orchestrator.keeper?.sync()
         orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         logger.error("live update failed, rolling back: \(reason)")
         for service in manager.services.values { manager.processes.releaseLiveUpdateHold(service) }
