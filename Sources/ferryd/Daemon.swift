@@ -179,6 +179,13 @@ final class Daemon {
         }
         unlink(options.controlPath)
         unlink(options.notifyPath)
+        // Stopped on purpose, the stores end with ferryd; but an update that was under way is
+        // the keeper's to finish: the next ferryd rolls it back or restores.
+        if let phase = orchestrator.phase {
+            logger.notice("live update in phase \(phase.rawValue): the keeper keeps its copies for the next ferryd")
+        } else {
+            orchestrator.releaseKeeperNow()
+        }
         if getpid() == 1 { InitDuties.end(restart: reboot) }
         exit(0)
     }

@@ -182,6 +182,20 @@ extension FerrydCrashDuringUpdateTests {
         }
     }
 
+    /// Stopped on purpose (SIGTERM) right after an update, ferryd lets its keeper go with it: no
+    /// keeper outlives an orderly stop with copies nobody will ask for.
+    @Test func anOrderlyStopLetsTheKeeperGo() throws {
+        try withEmulator { emulator in
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            ferryd.writeUnit("test.service", LiveUpdateScenarioTests.testUnit("store", prefix: "test"))
+            _ = try ferryd.start("test.service")
+            _ = try LiveUpdateScenarioTests.rehearse(ferryd)
+            ferryd.child.kill(SIGTERM)
+            #expect(ferryd.exitStatus() == 0)
+            #expect(keepers(of: ferryd).isEmpty, "\(ferryd.log)")
+        }
+    }
+
     private func descriptorCount(of pid: pid_t) -> Int {
         guard let folder = opendir("/proc/\(pid)/fd") else { return -1 }
         defer { closedir(folder) }
