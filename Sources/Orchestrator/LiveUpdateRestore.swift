@@ -215,7 +215,7 @@ extension LiveUpdateOrchestrator {
                 }
                 report.restored.append(.init(unit: unit.full, name: name, type: "fd", token: token))
                 logger.debug("restored fd '\(name)' of \(unit)")
-                TestFault.reached("retrieve-fd-\(report.restored.count)")
+                TestFault.reached("retrieve-fd-\(report.restored.count(where: { $0.type == "fd" }))")
             } catch {
                 report.lose(.init(unit: unit.full, name: name, reason: .retrieveFailed,
                                   detail: "unit \(unit) fd '\(name)' token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))

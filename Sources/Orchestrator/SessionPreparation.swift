@@ -138,7 +138,7 @@ struct PreparedSession: ~Copyable {
                     continue
                 }
                 mapped = .fd(name: entry.name, token: placed.token, shard: placed.shard)
-                TestFault.reached("preserve-\(report.preserved.count + 1)")
+                TestFault.reached("preserve-\(report.preserved.count(where: { $0.type == "fd" }) + 1)")
                 report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: placed.token,
                                               sessionName: placed.shard))
             }

@@ -7,8 +7,8 @@ import Glibc
 /// Fault injection for the crash tests: `FERRYD_TEST_DIE_AT=<step>` makes ferryd SIGKILL itself
 /// when it reaches that step of a live update or of a restore. The steps, in order:
 ///
-///     load, stop, stopped, serialize, preserve-session, preserve-N (after N fds), mapping, handover
-///     retrieve-session, retrieve-fd-N (after N fds), finish (before FINISH), finished, started
+///     load, stop, stopped, serialize, preserve-session, preserve-N (after the Nth fd), mapping, handover
+///     retrieve-session, retrieve-fd-N (after the Nth fd), finish (before FINISH), finished
 ///
 /// A rehearsal's fresh ferryd inherits the variable, so a restore step is reached by the ferryd
 /// that a rehearsal executes.
@@ -17,10 +17,11 @@ enum TestFault {
 
     private static let step: String? = getenv(variable).map { String(cString: $0) }
 
-    /// Dies here, as a crash would, if the tests asked for this step.
-    static func reached(_ name: String) {
-        guard step == name else { return }
-        printError("ferryd: dying at step '\(name)' (\(variable))")
+    /// Dies here, as a crash would, if the tests asked for this step (`name` is worked out only
+    /// then).
+    static func reached(_ name: @autoclosure () -> String) {
+        guard let step, step == name() else { return }
+        printError("ferryd: dying at step '\(step)' (\(variable))")
         kill(getpid(), SIGKILL)
     }
 }

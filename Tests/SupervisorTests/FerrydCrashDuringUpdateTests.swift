@@ -14,8 +14,11 @@ import Glibc
 /// restore that follows; a fresh ferryd on the same folders gets every stored byte back from the
 /// keeper, leaks no fd, and the keeper exits once the work is done.
 @Suite struct FerrydCrashDuringUpdateTests {
-    static let prepareSteps = ["load", "stop", "serialize", "preserve-session", "preserve-2", "mapping", "handover"]
-    static let restoreSteps = ["retrieve-session", "retrieve-fd-2", "finish", "finished"]
+    /// Two units, each with two memfds and a LUO session of its own: four fds to preserve.
+    static let prepareSteps = ["load", "stop", "stopped", "serialize", "preserve-session",
+                               "preserve-1", "preserve-2", "preserve-3", "preserve-4", "mapping", "handover"]
+    static let restoreSteps = ["retrieve-session", "retrieve-fd-1", "retrieve-fd-2", "retrieve-fd-3", "retrieve-fd-4",
+                               "finish", "finished"]
 
     @Test(arguments: prepareSteps + restoreSteps)
     func aCrashAtAnyStepLosesNothing(step: String) throws {
