@@ -92,6 +92,29 @@ import Glibc
         }
     }
 
+    /// The run: 3,009 stored fds, ferryd killed while preserving. All 3,009 come back
+    /// (rolled back), and a clean update then carries every one to where the unit reads it.
+    @Test func threeThousandFdsSurviveACrashWhilePreserving() throws {
+        try withEmulator { emulator in
+            let arguments = ["--liveupdate-emulator", emulator.socketPath]
+            let first = try FerrydInstance(units: [:], extraArguments: arguments, environment: ["FERRYD_TEST_DIE_AT=preserve-1500"])
+            first.writeUnit("bulk.service", LiveUpdateScenarioTests.testUnit("store-many", prefix: "3009", max: 3100))
+            #expect(try first.start("bulk.service") == "inactive (dead-resources-pinned)", "\(first.log)")
+            _ = try? first.call("Kexec", ["rehearse": .bool(true)])
+            #expect(first.exitStatus() == 128 + SIGKILL)
+            #expect(first.log.contains("dying at step 'preserve-1500'"))
+
+            let second = try FerrydInstance(restartingAfter: first, extraArguments: arguments)
+            #expect(second.waitUntil(seconds: 60) { keepers(of: second).isEmpty }, "\(second.log)")
+            #expect(try second.fdStore("bulk.service").count == 3009, "\(second.log)")
+            #expect(try LiveUpdateScenarioTests.rehearse(second)["restored"]?.array?.count == 3009)
+            second.writeUnit("bulk.service", LiveUpdateScenarioTests.testUnit("check-many", prefix: "3009", max: 3100))
+            #expect(try second.call("Reload").error == nil)
+            _ = try second.start("bulk.service")
+            #expect(second.waitUntil(seconds: 60) { second.log.contains("test-service check-many 3009: ok") }, "\(second.log)")
+        }
+    }
+
     /// Without a crash the keeper is there only while the update runs: after a rehearsal and after a
     /// rollback it is gone, and the rollback's partial session with it.
     @Test(.needs(.pythonSystemd)) func withoutACrashTheKeeperLeavesWhenTheUpdateIsDone() throws {
