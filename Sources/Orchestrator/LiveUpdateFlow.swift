@@ -80,9 +80,17 @@ public final class LiveUpdateFlow {
             // The stores would go into a userspace process that dies with this kernel.
             return refuse("ferryd's LUO backend is the emulator at \(emulator): a real kexec would lose every store; rehearse instead (ferryctl kexec --rehearse)")
         }
+        // From here until the update is done, a keeper holds a copy of every store (and later of
+        // every session): ferryd dying at any step loses nothing (KeeperProcess).
+        do throws(KeeperLink.Failure) {
+            try orchestrator.startKeeper(activeUnits: currentlyActive())
+        } catch {
+            return refuse("\(error)")
+        }
         if !request.rehearse, let failure = KernelLoading.prepare(request, logger: logger) {
             return refuse(failure)
         }
+        TestFault.reached("load")
         askUnitsToPrepare()
     }
 
@@ -129,12 +137,17 @@ public final class LiveUpdateFlow {
     private func stopUnits() {
         phase = .stop
         phaseStart = MonotonicClock.microseconds()
-        activeUnits = manager.services.values
-            .filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
+        activeUnits = currentlyActive()
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         // In reverse dependency order, every store held whatever its preserve mode.
         manager.jobs.stop(manager.services.keys.map(\.full).sorted(), keepingStores: true)
+        TestFault.reached("stop")
         armStopDeadline()
         unitChanged(nil)
+    }
+
+    private func currentlyActive() -> [UnitName] {
+        manager.services.values.filter { [.active, .activating, .reloading].contains($0.state.active) }.map(\.name).sorted()
     }
 
     /// Every state change of a unit comes here while the update runs.
@@ -178,6 +191,7 @@ public final class LiveUpdateFlow {
         stopDeadline = nil
         report.timings.stop = lap()
         logger.info("stopped every unit for the live update (\(activeUnits.count) were active)")
+        TestFault.reached("stopped")
         serialize()
     }
 
@@ -190,6 +204,12 @@ public final class LiveUpdateFlow {
         report.skipped += collection.skipped
         report.lost += collection.lost
         for loss in collection.losses { report.lose(loss) }
+        // What units stored while stopping, less what serialize dropped; a dropped session named
+        // like Ferry's must be closed in the keeper too before CREATE_SESSION.
+        orchestrator.keeper?.holdStores(of: manager)
+        orchestrator.keeper?.sync()
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
+        TestFault.reached("serialize")
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {
             // The manager above preserves what it holds, in its own order (groups are Ferry's).
@@ -202,13 +222,24 @@ public final class LiveUpdateFlow {
 
     private func preserve(_ collection: StoreCollection) {
         phase = .preserve
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         var prepared: PreparedSession
         do throws(PreparedSession.Failure) {
+            // Each session goes to the keeper as soon as it exists: a dead ferryd's partial
+            // session stays open there until the restarted ferryd rolls back.
             prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName,
-                                           entryCount: collection.allEntries.count)
+                                           entryCount: collection.allEntries.count,
+                                           keep: { [orchestrator] fd, name in
+                                               orchestrator.keeper?.hold(.session(name, role: "outgoing"), fd: fd.rawValue)
+                                           },
+                                           dropped: { [orchestrator] name in
+                                               orchestrator.keeper?.forget(kind: .session, name: name)
+                                               orchestrator.keeper?.sync()
+                                           })
         } catch {
             return rollBack(error.text)
         }
+        TestFault.reached("preserve-session")
         prepared.preserve(collection.entries, report: &report, logger: logger)
         // Each group after every ungrouped fd, in a session of its own (PreparedSession+Groups).
         for group in collection.groups { prepared.preserve(group, report: &report, logger: logger) }
@@ -229,10 +260,13 @@ public final class LiveUpdateFlow {
         } catch {
             return rollBack(error.text)
         }
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
+        TestFault.reached("mapping")
         logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
         if !request.rehearse && orchestrator.ownHandOver == .systemdShutdown {
             return holdThroughShutdown(prepared)
         }
+        TestFault.reached("handover")
         // A rehearsal announces itself, as this process is replaced; a real kexec does not, so
         // that whoever asked hears either nothing (the machine is gone) or the rollback.
         let failure = if request.rehearse, let emulator = emulatorSocket {
@@ -368,12 +402,18 @@ public final class LiveUpdateFlow {
         report.failure = reason
         logger.error("live update refused: \(reason)")
         outcome(.refused(report))
+        orchestrator.releaseKeeperWhenSettled()
     }
 
     /// Units were stopped: start the ones that ran again, with their stores (which the stop held).
     private func rollBack(_ reason: String) {
         phase = .rollBack
         report.failure = reason
+        // The partial session closes now (the keeper's copy too); the stores stay with the keeper
+        // until every unit has started again with them.
+        orchestrator.keeper?.forget(role: "outgoing")
+        orchestrator.keeper?.sync()
+        orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         logger.error("live update failed, rolling back: \(reason)")
         if let upstream = manager.stores.upstream { orchestrator.sessionsAboveDropped?(upstream) }
         for service in manager.services.values { manager.processes.releaseLiveUpdateHold(service) }
@@ -382,6 +422,7 @@ public final class LiveUpdateFlow {
         }
         logger.info("rolled back: \(activeUnits.count) unit(s) started again with their stores")
         outcome(.rolledBack(report))
+        orchestrator.releaseKeeperWhenSettled()
     }
 
     // MARK: Helpers

@@ -73,6 +73,15 @@ public final class LiveUpdateOrchestrator {
     public internal(set) var carriedSessionsFromPreviousBoot: JSONValue?
     /// The update under way, if any.
     private var current: LiveUpdateFlow?
+    /// Where ferryd's keeper listens and how to start one; nil where no keeper is used (PID 1: a
+    /// crash takes the host down; a manager above that carries the stores holds copies itself).
+    public var keeperConfiguration: KeeperLink.Configuration?
+    /// The keeper of the update or restore under way (see `KeeperDuties.swift`).
+    var keeper: KeeperLink?
+    /// Checks, until it lets the keeper go, that every started unit has its fds.
+    var keeperRelease: TimerFD?
+    /// What this ferryd took back from a keeper a dead one left, while it carries on.
+    var resumed = KeeperTaken()
     /// How ferryd leaves its kernel when it preserves the stores itself.
     public enum OwnHandOver: Sendable {
         /// PID 1, or no manager that kexecs: ferryd ends every process and calls reboot(KEXEC).
@@ -109,6 +118,10 @@ public final class LiveUpdateOrchestrator {
             if let current { current.prepareAnswer(answer, from: service) } else {
                 logger.debug("\(service.name): prepare answer with no live update under way, ignored")
             }
+        }
+        // While a keeper serves, what units store (e.g. their state as they stop) goes to it at once.
+        manager.stores.onStored = { [unowned self] entry, unit in
+            keeper?.hold(.store(unit: unit.full, name: entry.name), fd: entry.fd)
         }
     }
 

@@ -30,10 +30,17 @@ extension LiveUpdateOrchestrator {
             }
             return report
         }
+        // A keeper holds each retrieved session from the moment it is retrieved until every unit
+        // has its fds: a retrieved session that closes is gone.
+        startKeeperForRestore()
         let session: LiveUpdateSession
         do throws(LiveUpdateError) {
-            session = try device.retrieveSession(named: sessionName)
+            session = try incomingSession(.session(sessionName, role: "incoming"), device: device)
         } catch {
+            if !isResuming {
+                keeper?.release()
+                keeper = nil
+            }
             if error.errno == .noSuchFileOrDirectory {
                 logger.debug("no LUO session '\(sessionName)', skipping fd store restoration")
             } else {
@@ -43,6 +50,12 @@ extension LiveUpdateOrchestrator {
             return report
         }
         report.found = true
+        defer { releaseKeeperWhenSettled() }
+        // What the keeper held of the update before the kexec is stale now.
+        keeper?.forget(kind: .store)
+        keeper?.forget(role: "outgoing")
+        noteKeeperPhase("restore", activeUnits: [])
+        TestFault.reached("retrieve-session")
         logger.info("found LUO session '\(sessionName)', restoring fd stores (\(ProcessAge.millisecondsSinceMain()) ms after ferryd's main began)")
         guard let mapping = readMapping(session, report: &report) else {
             finish(session)
@@ -64,20 +77,23 @@ extension LiveUpdateOrchestrator {
         }
         restoreGroups(groups, shards: shards, device: device, report: &report)
         let entriesDone = MonotonicClock.microseconds()
+        let ferry = mapping.state["ferry"]?.object ?? [:]
+        let activeUnits = (ferry["activeUnits"]?.array ?? []).compactMap { $0.string.flatMap(UnitName.init) }
+        // FINISH discards what was not retrieved: from here the keeper's copies of the stores are the truth.
+        keeper?.holdStores(of: manager)
+        noteKeeperPhase("restored", activeUnits: activeUnits, kexecCount: report.kexecCount)
+        TestFault.reached("finish")
         finishShards(shards, device: device, report: &report)
         finish(session)
+        TestFault.reached("finished")
         _ = consume device
         logger.info("restore: mapping read in \((mappingRead - started) / 1000) ms, \(report.restored.count) entries in \((entriesDone - mappingRead) / 1000) ms, finish in \((MonotonicClock.microseconds() - entriesDone) / 1000) ms")
-        let ferry = mapping.state["ferry"]?.object ?? [:]
         adoptCarried(ferry, into: &report)
         adoptTimings(ferry, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
         logger.info("restored \(report.restored.count) fd(s) total from LUO session '\(sessionName)'; kexec count \(report.kexecCount)")
         for problem in report.problems { logger.warning("restore: \(problem)") }
-        if startUnits {
-            let names = (ferry["activeUnits"]?.array ?? []).compactMap { $0.string.flatMap(UnitName.init) }
-            startRestored(names, report: &report)
-        }
+        if startUnits { startRestored(activeUnits, report: &report) }
         return report
     }
 
@@ -170,7 +186,7 @@ extension LiveUpdateOrchestrator {
     func shard(_ name: String, _ shards: Shards, device: borrowing LiveUpdateDevice) -> Result<PreparedSession.Shard, LiveUpdateError> {
         if let held = shards.retrieved[name] { return .success(held) }
         do throws(LiveUpdateError) {
-            let held = PreparedSession.Shard(name: name, session: try device.retrieveSession(named: name))
+            let held = PreparedSession.Shard(name: name, session: try incomingSession(.session(name, role: "incoming"), device: device))
             shards.retrieved[name] = held
             return .success(held)
         } catch {
@@ -220,13 +236,14 @@ extension LiveUpdateOrchestrator {
                 }
                 report.restored.append(.init(unit: unit.full, name: name, type: "fd", token: token))
                 logger.debug("restored fd '\(name)' of \(unit)")
+                TestFault.reached("retrieve-fd-\(report.restored.count(where: { $0.type == "fd" }))")
             } catch {
                 report.lose(.init(unit: unit.full, name: name, reason: .retrieveFailed,
                                   detail: "unit \(unit) fd '\(name)' token \(token): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))
             }
         case .session(let name, let sessionName):
             do throws(LiveUpdateError) {
-                let owned = try device.retrieveSession(named: sessionName)
+                let owned = try incomingSession(.session(sessionName, role: "service", unit: unit.full, fdName: name), device: device)
                 guard manager.stores.attach(owned.releaseDescriptor(), to: unit, name: name, origin: "LUO") else {
                     report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
                                       detail: "unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it"))
@@ -269,7 +286,7 @@ extension LiveUpdateOrchestrator {
         }
     }
 
-    private func startRestored(_ names: [UnitName], report: inout RestoreReport) {
+    func startRestored(_ names: [UnitName], report: inout RestoreReport) {
         let restoreEnd = MonotonicClock.microseconds()
         var firstReady: UInt64?
         let restarted = RestartedUnits(origin: restoreEnd)

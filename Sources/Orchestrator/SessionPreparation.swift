@@ -19,6 +19,11 @@ struct PreparedSession: ~Copyable {
     var mapping = LiveUpdateMapping()
     private let backend: any LiveUpdateBackend
     private let name: String
+    /// Told of each session as soon as it is created (the caller keeps nothing of the fd).
+    private let keep: (FileDescriptor, String) -> Void
+    /// Told of each session closed before the kexec (a group's shard dropped whole), so that no
+    /// copy of it (the keeper's) keeps it open and carries part of the group.
+    private let dropped: (String) -> Void
     /// Sessions beyond the first, `NAME.1`, `NAME.2`, …: a kernel before 7.2 takes 128 files per
     /// session (ENOSPC), and on 7.2+ RETRIEVE_FD costs grow with a session's size.
     private(set) var shards: [Shard] = []
@@ -52,13 +57,19 @@ struct PreparedSession: ~Copyable {
     /// Creates the session and preserves the mapping memfd first, sized for the worst case and
     /// written at the end (writes inside a preserved memfd's size stay allowed), so a session that
     /// fills up (128 files before 7.2) loses the last fds with a warning, never the mapping.
-    init(backend: any LiveUpdateBackend, name: String, entryCount: Int) throws(Failure) {
+    ///
+    /// - Parameter keep: told of each session (this one, and each shard) as soon as it exists, to
+    ///   hand a copy to the keeper; the fd is borrowed for the call.
+    init(backend: any LiveUpdateBackend, name: String, entryCount: Int,
+         keep: @escaping (FileDescriptor, String) -> Void = { _, _ in },
+         dropped: @escaping (String) -> Void = { _ in }) throws(Failure) {
         let session: LiveUpdateSession
         do throws(LiveUpdateError) {
             session = try LiveUpdateDevice.open(backend).createSession(named: name)
         } catch {
             throw Failure(text: "\(error)")
         }
+        keep(session.descriptor.borrowed, name)
         let capacity = 65536 + entryCount * 1024
         guard let memfd = try? Memfd.create(name: "ferry-mapping"),
             (try? FileIO.truncate(memfd.borrowed, to: Int64(capacity))) != nil
@@ -75,6 +86,8 @@ struct PreparedSession: ~Copyable {
         self.session = session
         self.backend = backend
         self.name = name
+        self.keep = keep
+        self.dropped = dropped
     }
 
     mutating func openShard() -> Shard? {
@@ -82,6 +95,7 @@ struct PreparedSession: ~Copyable {
         do throws(LiveUpdateError) {
             let shard = Shard(name: shardName, session: try LiveUpdateDevice.open(backend).createSession(named: shardName))
             shardsOpened += 1
+            keep(shard.session.descriptor.borrowed, shardName)
             shards.append(shard)
             return shard
         } catch {
@@ -91,7 +105,8 @@ struct PreparedSession: ~Copyable {
 
     /// Closes the newest shard: the kernel unpreserves everything in it (there is no UNPRESERVE).
     mutating func dropLastShard() {
-        _ = shards.popLast()
+        guard let shard = shards.popLast() else { return }
+        dropped(shard.name)
     }
 
     /// Preserves each plain fd at tokens 1, 2, … and records each session entry (carried by
@@ -141,6 +156,7 @@ struct PreparedSession: ~Copyable {
                     continue
                 }
                 mapped = .fd(name: entry.name, token: placed.token, shard: placed.shard)
+                TestFault.reached("preserve-\(report.preserved.count(where: { $0.type == "fd" }) + 1)")
                 report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: placed.token,
                                               sessionName: placed.shard))
             }

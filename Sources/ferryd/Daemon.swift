@@ -83,6 +83,12 @@ final class Daemon {
         orchestrator = LiveUpdateOrchestrator(manager: manager, backend: backend, sessionName: options.sessionName,
                                               logger: logger)
         if host.kind == .systemd && !host.managerAboveCarriesKexec { orchestrator.ownHandOver = .systemdShutdown }
+        // Where ferryd does the LUO work itself and its death is not the host's: a keeper holds
+        // copies through every live update and restore (docs/architecture.md, "Crash windows").
+        if !host.managerAboveCarriesKexec && getpid() != 1 {
+            orchestrator.keeperConfiguration = .init(executable: Reexec.executablePath,
+                                                     socketPath: "\(options.runtimeDirectory)/keeper")
+        }
         if host.managerAboveCarriesKexec {
             let underSystemd = host.kind == .systemd
             orchestrator.managerAbove = .init(name: underSystemd ? "systemd" : "the manager above",
@@ -170,7 +176,8 @@ final class Daemon {
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
             // the manager above carried it (it handed it back just now).
             if !host.managerAboveCarriesKexec {
-                orchestrator.restoreAfterBoot()
+                // A keeper left by a ferryd that died in the middle of an update comes first.
+                if !orchestrator.resumeFromKeeper() { orchestrator.restoreAfterBoot() }
                 broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot)
                 broker.armUnclaimedTimer(on: loop)
             }
@@ -234,6 +241,13 @@ final class Daemon {
         unlink(options.controlPath)
         unlink(options.notifyPath)
         unlink(options.brokerPath)
+        // Stopped on purpose, the stores end with ferryd; but an update that was under way is
+        // the keeper's to finish: the next ferryd rolls it back or restores.
+        if let phase = orchestrator.phase {
+            logger.notice("live update in phase \(phase.rawValue): the keeper keeps its copies for the next ferryd")
+        } else {
+            orchestrator.releaseKeeperNow()
+        }
         if getpid() == 1 { InitDuties.end(restart: reboot) }
         exit(0)
     }
@@ -241,6 +255,7 @@ final class Daemon {
     /// Replaces this process with a fresh ferryd binary, keeping sockets, store fds and children.
     private func reexecute() {
         reexecRequested = false
+        orchestrator.releaseKeeperNow()
         var state = Reexec.State(version: 1, notifyFD: manager.notifySocketFD, controlFD: control.listenerFD,
                                  kexecCount: manager.kexecCount, units: manager.snapshot(), lockFD: lock.descriptor.rawValue,
                                  ferrydVersion: FerryVersion.current, lastRestore: orchestrator.lastRestoreReport)

@@ -1,5 +1,6 @@
 import FerryControl
 import FerrySystem
+import Orchestrator
 
 #if canImport(Glibc)
 import Glibc
@@ -7,6 +8,10 @@ import Glibc
 
 // For the start-up time ferryd logs (the loader and the runtime come before this line).
 ProcessAge.mainBegan = MonotonicClock.microseconds()
+// ferryd's keeper (KeeperProcess) is this binary too; it keeps default signal dispositions.
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == KeeperProcess.modeArgument {
+    KeeperProcess.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+}
 // Signals first, before anything can start a thread: they are read from a signalfd by the loop.
 SignalFD.block([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE])
 // Before an upgrade can replace the binary: daemon-reexec runs what is at this path then.

@@ -46,19 +46,39 @@ public final class FerrydInstance: @unchecked Sendable {
     public var metricsFile: String { "\(directory.path)/metrics/ferry.prom" }
 
     /// Writes `units` (name → text) and starts ferryd on them; returns once it answers.
-    public init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = [],
-                environment: [String] = [], executable: String = ferrydPath, outputPath: String? = nil) throws {
-        directory = TemporaryDirectory("ferryd-test")
+    public convenience init(units files: [String: String], extraArguments: [String] = [], launcher: [String] = [],
+                            environment: [String] = [], executable: String = ferrydPath, outputPath: String? = nil) throws {
+        let directory = TemporaryDirectory("ferryd-test")
         for (name, text) in files { directory.write("units/\(name)", text) }
         directory.write("units/.keep", "")
         // Other users reach the control socket (reads are open to all) and write test reports here.
         chmod(directory.path, 0o755)
         directory.write("shared/.keep", "")
         chmod("\(directory.path)/shared", 0o1777)
+        try self.init(in: directory, extraArguments: extraArguments, launcher: launcher, environment: environment,
+                      executable: executable, outputPath: outputPath)
+    }
+
+    /// A fresh ferryd on the folders (units, runtime, state) of `previous`, which must be gone: as
+    /// when whoever supervises ferryd starts it again after a crash. Returns once it answers.
+    ///
+    /// - Parameter awaitingAnswer: false for a ferryd expected to die before it answers.
+    public convenience init(restartingAfter previous: FerrydInstance, extraArguments: [String] = [],
+                            environment: [String] = [], awaitingAnswer: Bool = true) throws {
+        try self.init(in: previous.directory, extraArguments: extraArguments, environment: environment,
+                      awaitingAnswer: awaitingAnswer)
+    }
+
+    /// Starts ferryd on the folders in `directory`; returns once it answers.
+    public init(in directory: TemporaryDirectory, extraArguments: [String] = [], launcher: [String] = [],
+                environment: [String] = [], executable: String = ferrydPath, outputPath: String? = nil,
+                awaitingAnswer: Bool = true) throws {
+        self.directory = directory
         child = try Child.spawn(launcher + [executable, "--units", "\(directory.path)/units", "--runtime-dir", "\(directory.path)/run",
                                  "--log-level", "debug", "--state-dir", "\(directory.path)/state",
                                  "--metrics-file", "\(directory.path)/metrics/ferry.prom"]
                                  + extraArguments, environment: environment, outputPath: outputPath)
+        guard awaitingAnswer else { return }
         for _ in 0..<200 {
             if (try? call("GetManager")) != nil { return }
             usleep(20_000)

@@ -115,6 +115,17 @@ def main(args):
             ours.bind(("\0ferry-luo:%s:s999999:%s" % (server, name)).encode())
             send("FDSTORE=1\nFDNAME=%s\nFDPOLL=0" % name, [stored.fileno()])
             keep.append(ours)
+        elif action == "storeonterm":
+            # On SIGTERM: store a memfd NAME holding TEXT, wait for the barrier, exit 0.
+            name, text = args[i], args[i + 1]; i += 2
+            def on_term(signum, frame, name=name, text=text):
+                fd = os.memfd_create(name)
+                os.write(fd, text.encode())
+                daemon.notify("FDSTORE=1\nFDNAME=%s" % name, fds=[fd])
+                os.close(fd)
+                main(["barrier"])
+                sys.exit(0)
+            signal.signal(signal.SIGTERM, on_term)
         elif action == "remove":
             daemon.notify("FDSTOREREMOVE=1\nFDNAME=%s" % args[i]); i += 1
         elif action == "barrier":

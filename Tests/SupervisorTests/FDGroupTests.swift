@@ -45,7 +45,14 @@ import Testing
             let before = log[..<kexec].filter { $0.session == session }
             #expect(before.filter { $0.op == "PRESERVE_FD" }.map(\.size) == [1, 2, 3, 4])
             #expect(before.filter { $0.op == "PRESERVE_FD" }.map(\.token) == [1, 2, 3, 4])
-            let afterward = log[kexec...].filter { $0.session == session }
+            // FINISH right after the members; the close when the last copy goes (the keeper's,
+            // let go once the units settled), so wait for it.
+            var afterward: [EmulatorCall] = []
+            #expect(ferryd.waitUntil {
+                let now = try Self.calls(emulator)
+                afterward = Array(now[kexec...].filter { $0.session == session })
+                return afterward.last?.op == "CLOSE"
+            }, "\(afterward)")
             #expect(afterward.map(\.op) == ["RETRIEVE_SESSION", "RETRIEVE_FD", "RETRIEVE_FD", "RETRIEVE_FD", "RETRIEVE_FD", "FINISH", "CLOSE"],
                     "\(afterward)")
             #expect(afterward.filter { $0.op == "RETRIEVE_FD" }.map(\.token) == [4, 3, 2, 1])

@@ -14,7 +14,7 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     for (unit, entries) in mapping.units {
         require(UnitName(unit) != nil, "invalid unit '\(unit)' kept")
         for entry in entries {
-            if case .fd(_, let token) = entry {
+            if case .fd(_, let token, _) = entry {
                 require(token != LiveUpdateMapping.mappingToken, "token 0 kept")
                 require(tokens.insert(token).inserted, "token \(token) kept twice")
             }

@@ -17,6 +17,9 @@ public final class StoreKeeper {
     public private(set) var storedCount = 0
     /// The manager above, when it keeps copies of the stores that outlive their processes.
     public var upstream: UpstreamStore?
+    /// Told of every entry as it is added (the entry keeps owning its fd): a live update's keeper
+    /// takes a copy of what units store while they stop.
+    public var onStored: ((FDStore.Entry, UnitName) -> Void)?
 
     init(loop: EventLoop, units: UnitRegistry, states: UnitStates, logger: Logger) {
         self.loop = loop
@@ -48,6 +51,7 @@ public final class StoreKeeper {
                     storedCount += 1
                     guard let entry = service.store.entry(id: id) else { break }
                     if poll { watch(entry, of: service) }
+                    onStored?(entry, service.name)
                     if forwarding && service.config.fdStorePreserve.outlivesProcess {
                         upstream?.forward(entry, of: service.name)
                     }
