@@ -66,7 +66,8 @@ public struct Child: Sendable {
     public func kill(_ signal: CInt = SIGKILL) { _ = Glibc.kill(pid, signal) }
 
     public var output: String {
-        guard let file = fopen(outputPath, "re")  // "e": close-on-exec, or a child spawned meanwhile by another test inherits it else { return "" }
+        // "e": close-on-exec, or a child another test spawns meanwhile inherits this file.
+        guard let file = fopen(outputPath, "re") else { return "" }
         defer { fclose(file) }
         var text = ""
         var line = [CChar](repeating: 0, count: 4096)
