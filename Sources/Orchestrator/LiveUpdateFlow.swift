@@ -155,14 +155,13 @@ public final class LiveUpdateFlow {
         preserve(collection.entries)
     }
 
-    // MARK: 4. Preserve: Ferry's session, the mapping first, then every fd
+    // MARK: 4. Preserve: Ferry's session and every fd (the mapping's place kept for last)
 
     private func preserve(_ entries: [StoreCollection.Entry]) {
         phase = .preserve
         var prepared: PreparedSession
         do throws(PreparedSession.Failure) {
-            prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName,
-                                           entryCount: entries.count)
+            prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName)
         } catch {
             return rollBack(error.text)
         }
@@ -179,12 +178,16 @@ public final class LiveUpdateFlow {
             _ = consume prepared
             return rollBack(violation)
         }
+        let mappingStart = MonotonicClock.microseconds()
+        let mappingBytes: Int
         do throws(PreparedSession.Failure) {
-            try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: ferryState())
+            mappingBytes = try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: ferryState())
         } catch {
             return rollBack(error.text)
         }
-        logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
+        // The mapping is written after the timings it carries: its own cost is only logged.
+        let mappingTime = Double(MonotonicClock.microseconds() - mappingStart) / 1000
+        logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; mapping of \(mappingBytes) bytes written in \(mappingTime) ms; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
         if !request.rehearse && orchestrator.ownHandOver == .systemdShutdown {
             return holdThroughShutdown(prepared)
         }
