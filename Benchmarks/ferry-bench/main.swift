@@ -34,6 +34,7 @@ struct Options: ParsableCommand {
     @Option(help: "Fds per datagram, comma-separated.") var batches = "1,16"
     @Option(help: "Runs per measurement (the median is reported).") var runs = 3
     @Flag(name: .customLong("no-live-update"), help: "Skip the live-update measurement.") var skipLiveUpdate = false
+    @Flag(name: .customLong("no-ingestion"), help: "Skip the ingestion measurement.") var skipIngestion = false
     @Flag(name: .customLong("no-memory"), help: "Skip the resident-memory measurement.") var skipMemory = false
     @Flag(help: "Only what the metrics textfile and the update history cost per write.") var onlyObservability = false
     @Option(name: .customLong("live-update-fds"), help: "Stored fds per live-update run, comma-separated.")
@@ -187,7 +188,7 @@ final class Ferryd {
     }
 }
 
-IngestionBench.run(senders: options.senders, fdsPerSender: options.fds, batches: options.batchSizes, runs: options.runs)
+if !options.skipIngestion { IngestionBench.run(senders: options.senders, fdsPerSender: options.fds, batches: options.batchSizes, runs: options.runs) }
 if !options.skipMemory { MemoryBench.run(units: 1000, fdsPerUnit: 10) }
 if options.liveUpdate { LiveUpdateBench.run(sizes: options.liveUpdateSizes, units: 10) }
 run(["/bin/rm", "-rf", work])

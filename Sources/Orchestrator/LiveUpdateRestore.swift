@@ -54,8 +54,9 @@ extension LiveUpdateOrchestrator {
         let shards = Shards(names: (mapping.state["ferry"]?["shards"]?.array ?? []).compactMap(\.string))
         for (unit, entries) in mapping.units {
             guard let name = UnitName(unit) else { continue }
+            let service = manager.units.service(name)
             for entry in entries {
-                restore(entry, unit: name, session: session, shards: shards, device: device, report: &report)
+                restore(entry, unit: name, service: service, session: session, shards: shards, device: device, report: &report)
             }
         }
         let entriesDone = MonotonicClock.microseconds()
@@ -171,7 +172,7 @@ extension LiveUpdateOrchestrator {
         }
     }
 
-    private func restore(_ entry: LiveUpdateMapping.Entry, unit: UnitName, session: borrowing LiveUpdateSession,
+    private func restore(_ entry: LiveUpdateMapping.Entry, unit: UnitName, service: Service, session: borrowing LiveUpdateSession,
                          shards: Shards, device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
         switch entry {
         case .fd(let name, let token, let shardName):
@@ -192,7 +193,7 @@ extension LiveUpdateOrchestrator {
                 } else {
                     fd = try session.retrieve(token: token)
                 }
-                guard manager.stores.attach(fd, to: unit, name: name, origin: "LUO") else {
+                guard manager.stores.attach(fd, to: service, name: name, origin: "LUO") else {
                     report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
                                       detail: "unit \(unit) fd '\(name)' (token \(token)): its store refused it"))
                     return
@@ -206,7 +207,7 @@ extension LiveUpdateOrchestrator {
         case .session(let name, let sessionName):
             do throws(LiveUpdateError) {
                 let owned = try device.retrieveSession(named: sessionName)
-                guard manager.stores.attach(owned.releaseDescriptor(), to: unit, name: name, origin: "LUO") else {
+                guard manager.stores.attach(owned.releaseDescriptor(), to: service, name: name, origin: "LUO") else {
                     report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
                                       detail: "unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it"))
                     return

@@ -75,6 +75,7 @@ struct PreparedSession: ~Copyable {
     /// errno; the update goes on without it.
     mutating func preserve(_ entries: [StoreCollection.Entry], report: inout LiveUpdateReport, logger: Logger) {
         var byUnit: [(unit: String, entries: [LiveUpdateMapping.Entry])] = []
+        var unitIndex: [String: Int] = [:]
         var primaryFiles = 1  // the mapping's place, taken last
         var token: UInt64 = 1
         for entry in entries {
@@ -122,9 +123,11 @@ struct PreparedSession: ~Copyable {
                 report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: placed.token,
                                               sessionName: placed.shard))
             }
-            if let index = byUnit.firstIndex(where: { $0.unit == entry.unit.full }) {
+            // By index, not by search: thousands of units with thousands of fds.
+            if let index = unitIndex[entry.unit.full] {
                 byUnit[index].entries.append(mapped)
             } else {
+                unitIndex[entry.unit.full] = byUnit.count
                 byUnit.append((entry.unit.full, [mapped]))
             }
         }
