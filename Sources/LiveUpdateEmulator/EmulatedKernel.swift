@@ -36,6 +36,9 @@ public final class EmulatedKernel {
     /// How many sessions preserve each file (by inode): the kernel's "already managed" set.
     private var preservedFiles: [FileKey: Int] = [:]
     public private(set) var liveUpdateNumber = 0
+    /// The most recent ioctls, session closes and simulated kexecs, oldest first: how tests see
+    /// the order of calls. Only ever written: no rule reads it (EmulatorCallLog.swift).
+    var callLog = EmulatorCallLog()
 
     public init(profile: EmulatorProfile) { self.profile = profile }
 
@@ -62,6 +65,9 @@ public final class EmulatedKernel {
         var outcome = table[Int(number)] == .createSession
             ? createSession(&buffer, flags: flags) : retrieveSession(&buffer, flags: flags)
         if outcome.errno == nil { outcome.output = Array(buffer.bytes.prefix(decoded.copyBack)) }
+        let field = buffer.rawNameField
+        callLog.record(table[Int(number)], session: String(decoding: field[..<(field.firstIndex(of: 0) ?? field.count)], as: UTF8.self),
+                       errno: outcome.errno)
         return outcome
     }
 
@@ -121,6 +127,10 @@ public final class EmulatedKernel {
         default: outcome = getName(session, &buffer)
         }
         if outcome.errno == nil { outcome.output = Array(buffer.bytes.prefix(decoded.copyBack)) }
+        let carriesToken = kind == .preserveFD || kind == .retrieveFD
+        callLog.record(kind, session: session.displayName, token: carriesToken ? buffer.token : nil,
+                       size: carriesToken && outcome.errno == nil ? session.entry(token: buffer.token)?.frozenSize : nil,
+                       errno: outcome.errno)
         return outcome
     }
 
@@ -187,6 +197,7 @@ public final class EmulatedKernel {
 
     /// The last reference to a session fd went away.
     func sessionClosed(_ session: EmulatedSession) {
+        callLog.record(closed: session.displayName, direction: session.direction.rawValue)
         switch session.direction {
         case .outgoing:
             for entry in session.removeAll() { release(entry.file.key) }
@@ -251,6 +262,7 @@ public final class EmulatedKernel {
     ///   - incompatible: pretend the next kernel cannot read the handed-over data (open gives EIO).
     func simulateKexec(openSessions: Set<UInt64>, incompatible: Bool) -> KexecReport {
         var report = KexecReport(liveUpdateNumber: liveUpdateNumber + 1)
+        callLog.record(kexec: liveUpdateNumber + 1)
         var carried: [UInt64: EmulatedSession] = [:]
         for session in outgoing.values.sorted(by: { $0.serial < $1.serial }) {
             guard openSessions.contains(session.serial) else {

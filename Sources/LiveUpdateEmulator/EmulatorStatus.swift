@@ -17,6 +17,8 @@ public struct EmulatorStatus: Codable, Sendable, Equatable {
     public var liveUpdateNumber: Int
     public var deviceInUse: Bool
     public var sessions: [Session]
+    /// The call log, oldest first (bounded; see EmulatorCallLog).
+    public var calls: [EmulatorCall]?
 }
 
 extension EmulatedKernel {
@@ -29,6 +31,6 @@ extension EmulatedKernel {
                     name: session.displayName, direction: session.direction.rawValue,
                     files: session.entries.map { .init(token: $0.token, size: $0.frozenSize) },
                     finished: session.finished, retrieved: session.handedOut)
-            })
+            }, calls: callLog.calls)
     }
 }

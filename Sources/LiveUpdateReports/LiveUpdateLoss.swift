@@ -11,6 +11,8 @@ public struct LiveUpdateLoss: Codable, Sendable, Equatable {
         case namespaceClash = "namespace_clash"
         /// PRESERVE_FD failed (ENOMEM, a full session, an fd LUO cannot carry).
         case preserveFailed = "preserve_failed"
+        /// X-FerryFDGroup=: another member of its group could not be preserved, so none was.
+        case groupIncomplete = "group_incomplete"
         /// Nested: the manager above held no copy of it.
         case notHeldAbove = "not_held_above"
         /// After the kexec: RETRIEVE_FD or RETRIEVE_SESSION failed.

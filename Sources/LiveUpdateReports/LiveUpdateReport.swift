@@ -7,13 +7,17 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         public var type: String
         public var token: UInt64?
         public var sessionName: String?
+        /// X-FerryFDGroup=: the group it was preserved with (all-or-nothing, in order).
+        public var group: String?
 
-        public init(unit: String, name: String, type: String, token: UInt64? = nil, sessionName: String? = nil) {
+        public init(unit: String, name: String, type: String, token: UInt64? = nil, sessionName: String? = nil,
+                    group: String? = nil) {
             self.unit = unit
             self.name = name
             self.type = type
             self.token = token
             self.sessionName = sessionName
+            self.group = group
         }
     }
 
@@ -27,8 +31,26 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// One unit's answer to the prepare barrier (X-FerryPrepare=yes).
+    public struct BarrierReply: Codable, Sendable, Equatable {
+        public var unit: String
+        /// prepared, refused, timeout, exited, or unanswered (another unit ended the barrier first)
+        public var outcome: String
+        public var reason: String?
+        /// µs from the moment the units were asked.
+        public var afterUs: UInt64?
+        public init(unit: String, outcome: String, reason: String?, afterUs: UInt64?) {
+            self.unit = unit
+            self.outcome = outcome
+            self.reason = reason
+            self.afterUs = afterUs
+        }
+    }
+
     public var sessionName: String
     public var rehearsal: Bool
+    /// Each unit asked to prepare, and what it answered; nil when no unit opted in.
+    public var barrier: [BarrierReply]?
     /// Names this update in the history (random, chosen when it began).
     public var id: String?
     /// When it began, µs since the Unix epoch (the realtime clock: a date, not a duration).
@@ -61,7 +83,7 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case sessionName, rehearsal, preserved, skipped, lost, failure, timings, verdict
-        case id, startedAt, kernelBefore, stops, losses
+        case id, startedAt, kernelBefore, stops, losses, barrier
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -79,6 +101,7 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         try container.encodeIfPresent(kernelBefore, forKey: .kernelBefore)
         try container.encodeIfPresent(stops, forKey: .stops)
         try container.encodeIfPresent(losses, forKey: .losses)
+        try container.encodeIfPresent(barrier, forKey: .barrier)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -95,6 +118,7 @@ public struct LiveUpdateReport: Codable, Sendable, Equatable {
         kernelBefore = try container.decodeIfPresent(String.self, forKey: .kernelBefore)
         stops = try container.decodeIfPresent([ServiceStop].self, forKey: .stops)
         losses = try container.decodeIfPresent([LiveUpdateLoss].self, forKey: .losses)
+        barrier = try container.decodeIfPresent([BarrierReply].self, forKey: .barrier)
     }
 
     /// Counts an fd (or a whole store) left behind by reason, next to `skipped` and `lost`
@@ -173,14 +197,18 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         /// Why not, in words; or how it rides (e.g. "kept open: a LUO session").
         public var reason: String?
         public var bytes: Int64?
+        /// X-FerryFDGroup=: its group, with its place in the preservation order ("vm0 #2").
+        public var group: String?
 
-        public init(unit: String, name: String, type: String, survives: Bool, reason: String? = nil, bytes: Int64? = nil) {
+        public init(unit: String, name: String, type: String, survives: Bool, reason: String? = nil, bytes: Int64? = nil,
+                    group: String? = nil) {
             self.unit = unit
             self.name = name
             self.type = type
             self.survives = survives
             self.reason = reason
             self.bytes = bytes
+            self.group = group
         }
     }
 
@@ -193,6 +221,8 @@ public struct PreflightReport: Codable, Sendable, Equatable {
     public var method = ""
     /// Every reason not to go.
     public var problems: [String] = []
+    /// Units the barrier would ask to prepare first (X-FerryPrepare=yes), each with its signal and deadline.
+    public var prepare: [String] = []
 
     public init() {}
 
@@ -201,7 +231,7 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         !problems.isEmpty ? "no-go" : entries.allSatisfy(\.survives) ? "go" : "go-with-losses"
     }
 
-    enum CodingKeys: String, CodingKey { case entries, pinnedBytes, kernel, method, problems, verdict }
+    enum CodingKeys: String, CodingKey { case entries, pinnedBytes, kernel, method, problems, verdict, prepare }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -211,6 +241,7 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         try container.encode(method, forKey: .method)
         try container.encode(problems, forKey: .problems)
         try container.encode(verdict, forKey: .verdict)
+        try container.encode(prepare, forKey: .prepare)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -220,5 +251,6 @@ public struct PreflightReport: Codable, Sendable, Equatable {
         kernel = try container.decodeIfPresent(String.self, forKey: .kernel) ?? ""
         method = try container.decodeIfPresent(String.self, forKey: .method) ?? ""
         problems = try container.decodeIfPresent([String].self, forKey: .problems) ?? []
+        prepare = try container.decodeIfPresent([String].self, forKey: .prepare) ?? []
     }
 }

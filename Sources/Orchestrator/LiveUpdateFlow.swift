@@ -12,15 +12,16 @@ import Glibc
 
 /// One live update, start to finish, as a small state machine whose phases read top to bottom:
 ///
-///     load kernel → stop → serialize → preserve → hand over (kexec, or a rehearsal)
-///                                    ↘ hand over to the manager above (it preserves)
-///                     ↘ (any failure after the stop) roll back
+///     load kernel → barrier → stop → serialize → preserve → hand over (kexec, or a rehearsal)
+///                                              ↘ hand over to the manager above (it preserves)
+///                     ↘ (a refusal, a timeout, or any failure after the stop) roll back
 ///
-/// It runs on the event loop and never nests it: the one wait (units stopping) returns to the
-/// loop and resumes when the last unit is down (a state change) or at the stop deadline.
+/// It runs on the event loop and never nests it: each wait (units answering the barrier, units
+/// stopping) returns to the loop and resumes on an answer or a state change, or at a deadline.
 public final class LiveUpdateFlow {
     public enum Phase: String, Sendable {
         case loadKernel = "load-kernel"
+        case barrier
         case stop
         case serialize
         case preserve
@@ -38,6 +39,8 @@ public final class LiveUpdateFlow {
     private let shutdownStart = MonotonicClock.microseconds()
     private var phaseStart = MonotonicClock.microseconds()
     private var stopDeadline: TimerFD?
+    /// The units asked to prepare, while the barrier phase waits for their answers.
+    private var barrier: PrepareBarrier?
     /// Ferry's session, held through systemd's shutdown until the kernel switches.
     private var held: PreparedSession?
     private var shutdownCheck: TimerFD?
@@ -68,7 +71,7 @@ public final class LiveUpdateFlow {
             }
             // The manager above preserves and performs the kexec; a kernel given here is loaded for it.
             if request.kernel != nil, let failure = KernelLoading.prepare(request, logger: logger) { return refuse(failure) }
-            return stopUnits()
+            return askUnitsToPrepare()
         }
         if request.rehearse && emulatorSocket == nil {
             return refuse("a rehearsal needs the LUO emulator (set \(EmulatorWire.environmentVariable))")
@@ -80,10 +83,48 @@ public final class LiveUpdateFlow {
         if !request.rehearse, let failure = KernelLoading.prepare(request, logger: logger) {
             return refuse(failure)
         }
-        stopUnits()
+        askUnitsToPrepare()
     }
 
-    // MARK: 2. Stop every unit, holding every store whatever its preserve mode
+    // MARK: 2. Barrier: units that opted in prepare while they still run, or refuse
+
+    /// Asks every running unit with X-FerryPrepare=yes (PrepareBarrier) and returns to the loop;
+    /// the flow resumes in `barrierSettled` once all are prepared, one refused, or one is late.
+    private func askUnitsToPrepare() {
+        phase = .barrier
+        let barrier = PrepareBarrier(manager: manager, logger: logger) { [unowned self] failure in barrierSettled(failure) }
+        self.barrier = barrier
+        if !barrier.ask() && phase == .barrier {
+            self.barrier = nil
+            stopUnits()
+        }
+    }
+
+    /// A unit's X_FERRY_PREPARED=1 or X_FERRY_REFUSED= (from the notify socket).
+    func prepareAnswer(_ answer: PrepareAnswer, from service: Service) {
+        guard phase == .barrier, let barrier else {
+            return logger.debug("\(service.name): prepare answer outside the barrier phase, ignored")
+        }
+        barrier.answer(answer, from: service)
+    }
+
+    private func barrierSettled(_ failure: String?) {
+        guard let barrier else { return }
+        self.barrier = nil
+        report.barrier = barrier.replies
+        guard let failure else { return stopUnits() }
+        if request.handedOver {
+            // systemctl kexec is already under way: a refusal cannot stop it, and units started
+            // again now would only be killed by the shutdown. Say so, and carry what can be carried.
+            logger.warning("live update: \(failure); the kexec is already under way (systemd's), going on")
+            return stopUnits()
+        }
+        // Nothing was stopped or preserved: the units asked carry on where they were.
+        barrier.resumeAll()
+        rollBack(failure)
+    }
+
+    // MARK: 3. Stop every unit, holding every store whatever its preserve mode
 
     private func stopUnits() {
         phase = .stop
@@ -98,6 +139,7 @@ public final class LiveUpdateFlow {
 
     /// Every state change of a unit comes here while the update runs.
     func unitChanged(_ service: Service?) {
+        if phase == .barrier, let service { return barrier?.unitChanged(service) ?? () }
         guard phase == .stop else { return }
         noteStoppedUnits()
         guard !manager.services.values.contains(where: { $0.mainPID != nil || $0.controlPID != nil }) else { return }
@@ -139,7 +181,7 @@ public final class LiveUpdateFlow {
         serialize()
     }
 
-    // MARK: 3. Serialize: which stored fds ride the update
+    // MARK: 4. Serialize: which stored fds ride the update
 
     private func serialize() {
         phase = .serialize
@@ -150,14 +192,15 @@ public final class LiveUpdateFlow {
         for loss in collection.losses { report.lose(loss) }
         report.timings.serialize = lap()
         if let above = orchestrator.managerAbove {
-            return handOver(collection.entries, to: above)
+            // The manager above preserves what it holds, in its own order (groups are Ferry's).
+            return handOver(collection.allEntries, to: above)
         }
-        preserve(collection.entries)
+        preserve(collection)
     }
 
-    // MARK: 4. Preserve: Ferry's session and every fd (the mapping's place kept for last)
+    // MARK: 5. Preserve: Ferry's session, every fd, then each group (the mapping's place kept for last)
 
-    private func preserve(_ entries: [StoreCollection.Entry]) {
+    private func preserve(_ collection: StoreCollection) {
         phase = .preserve
         var prepared: PreparedSession
         do throws(PreparedSession.Failure) {
@@ -165,12 +208,14 @@ public final class LiveUpdateFlow {
         } catch {
             return rollBack(error.text)
         }
-        prepared.preserve(entries, report: &report, logger: logger)
+        prepared.preserve(collection.entries, report: &report, logger: logger)
+        // Each group after every ungrouped fd, in a session of its own (PreparedSession+Groups).
+        for group in collection.groups { prepared.preserve(group, report: &report, logger: logger) }
         report.timings.preserve = lap()
         handOver(prepared)
     }
 
-    // MARK: 5. Hand over: write the mapping last, announce, and leave this kernel
+    // MARK: 6. Hand over: write the mapping last, announce, and leave this kernel
 
     private func handOver(_ prepared: consuming PreparedSession) {
         phase = .handOver
@@ -203,7 +248,7 @@ public final class LiveUpdateFlow {
         rollBack(failure)
     }
 
-    // MARK: 5'. Under systemd < 261: systemd's shutdown performs the kexec; hold the sessions
+    // MARK: 6'. Under systemd < 261: systemd's shutdown performs the kexec; hold the sessions
 
     /// Asks systemd for the kexec (unless it is already under way) and holds Ferry's session
     /// until the kernel switches. If systemd comes back to running instead, the kexec did not
@@ -252,7 +297,7 @@ public final class LiveUpdateFlow {
         }
     }
 
-    // MARK: 4'. Hand over to the manager above, which holds a copy of every store and preserves it
+    // MARK: 5'. Hand over to the manager above, which holds a copy of every store and preserves it
 
     private func handOver(_ entries: [StoreCollection.Entry], to above: LiveUpdateOrchestrator.ManagerAbove) {
         phase = .handOver

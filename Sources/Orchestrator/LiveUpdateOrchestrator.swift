@@ -95,6 +95,11 @@ public final class LiveUpdateOrchestrator {
         self.sessionName = sessionName
         self.logger = logger
         manager.observeStates { [unowned self] service in current?.unitChanged(service) }
+        manager.onPrepareAnswer = { [unowned self] service, answer in
+            if let current { current.prepareAnswer(answer, from: service) } else {
+                logger.debug("\(service.name): prepare answer with no live update under way, ignored")
+            }
+        }
     }
 
     /// The phase of the update under way, nil when none is.

@@ -52,13 +52,18 @@ extension LiveUpdateOrchestrator {
         report.kexecCount = mapping.kexecsCount &+ 1
         manager.kexecCount = report.kexecCount
         let shards = Shards(names: (mapping.state["ferry"]?["shards"]?.array ?? []).compactMap(\.string))
+        let groups = RestoredGroup.read(mapping, sessionName: sessionName, problems: &report.problems)
+        // A group's entries wait for restoreGroups, which takes them in reverse.
+        let groupSessions = Set(groups.map(\.session))
         for (unit, entries) in mapping.units {
             guard let name = UnitName(unit) else { continue }
             let service = manager.units.service(name)
             for entry in entries {
+                if case .fd(_, _, let shard?) = entry, groupSessions.contains(shard) { continue }
                 restore(entry, unit: name, service: service, session: session, shards: shards, device: device, report: &report)
             }
         }
+        restoreGroups(groups, shards: shards, device: device, report: &report)
         let entriesDone = MonotonicClock.microseconds()
         finishShards(shards, device: device, report: &report)
         finish(session)
@@ -82,7 +87,8 @@ extension LiveUpdateOrchestrator {
     /// kexec (only if the boot changed: a restart of ferryd after a kexec that did not happen
     /// just starts the units again), and starts the units that ran before.
     @discardableResult
-    public func restoreFromManagerAbove(state bytes: [UInt8], restored: Int, startUnits: Bool = true) -> RestoreReport {
+    public func restoreFromManagerAbove(state bytes: [UInt8], placed: [TakeBackReport.Placed],
+                                        startUnits: Bool = true) -> RestoreReport {
         var report = RestoreReport()
         let started = MonotonicClock.microseconds()
         defer { lastRestoreStorage = report }
@@ -96,16 +102,28 @@ extension LiveUpdateOrchestrator {
         let before = state["kexecCount"]?.number.map { UInt32(clamping: Int64($0)) } ?? manager.kexecCount
         report.kexecCount = rebooted ? before &+ 1 : before
         manager.kexecCount = report.kexecCount
-        report.restored = []
         adoptCarried(state, into: &report)
+        report.restored = carriedAbove(placed, preserved: report.update?.preserved ?? [])
         adoptTimings(state, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
-        logger.info("\(rebooted ? "after the kexec" : "the kexec did not happen"): \(restored) stored fd(s) came back from the manager above; kexec count \(report.kexecCount)")
+        logger.info("\(rebooted ? "after the kexec" : "the kexec did not happen"): \(placed.count) stored fd(s) came back from the manager above; kexec count \(report.kexecCount)")
         if startUnits {
             let names = (state["activeUnits"]?.array ?? []).compactMap { $0.string.flatMap(UnitName.init) }
             startRestored(names, report: &report)
         }
         return report
+    }
+
+    /// What the manager above handed back, as restored items: each keeps the kind (fd or LUO
+    /// session) it was preserved as, so that the update's record counts it as carried, not lost.
+    private func carriedAbove(_ placed: [TakeBackReport.Placed], preserved: [LiveUpdateReport.Item]) -> [LiveUpdateReport.Item] {
+        var before: [String: LiveUpdateReport.Item] = [:]
+        for item in preserved { before["\(item.unit)\u{0}\(item.name)"] = item }
+        return placed.map { entry in
+            let earlier = before["\(entry.unit)\u{0}\(entry.name)"]
+            return LiveUpdateReport.Item(unit: entry.unit, name: entry.name, type: earlier?.type ?? "fd",
+                                         sessionName: earlier?.sessionName)
+        }
     }
 
     /// Takes the report a previous ferryd of this boot kept (re-exec, upgrade).
@@ -144,10 +162,12 @@ extension LiveUpdateOrchestrator {
         let listed: [String]
         var retrieved: [String: PreparedSession.Shard] = [:]
         var failed: [String: String] = [:]
+        /// Group sessions, finished by restoreGroups as soon as their members were taken.
+        var finished: Set<String> = []
         init(names: [String]) { listed = names }
     }
 
-    private func shard(_ name: String, _ shards: Shards, device: borrowing LiveUpdateDevice) -> Result<PreparedSession.Shard, LiveUpdateError> {
+    func shard(_ name: String, _ shards: Shards, device: borrowing LiveUpdateDevice) -> Result<PreparedSession.Shard, LiveUpdateError> {
         if let held = shards.retrieved[name] { return .success(held) }
         do throws(LiveUpdateError) {
             let held = PreparedSession.Shard(name: name, session: try device.retrieveSession(named: name))
@@ -160,7 +180,7 @@ extension LiveUpdateOrchestrator {
 
     private func finishShards(_ shards: Shards, device: borrowing LiveUpdateDevice, report: inout RestoreReport) {
         // A listed shard none of whose entries was read still holds memory: take it and finish it.
-        for name in shards.listed where shards.retrieved[name] == nil && shards.failed[name] == nil {
+        for name in shards.listed where shards.retrieved[name] == nil && shards.failed[name] == nil && !shards.finished.contains(name) {
             if case .failure(let error) = shard(name, shards, device: device) {
                 report.problems.append("LUO session '\(name)' (a shard of '\(sessionName)'): \(error)")
             }
@@ -253,10 +273,15 @@ extension LiveUpdateOrchestrator {
         var firstReady: UInt64?
         let restarted = RestartedUnits(origin: restoreEnd)
         manager.observeStates { [weak self] service in
-            if restarted.note(service) { self?.lastRestoreStorage?.services = restarted.services }
-            guard firstReady == nil, service.state.active == .active || service.state == .pinned else { return }
-            firstReady = MonotonicClock.microseconds() - restoreEnd
-            self?.lastRestoreStorage?.timings.ready = firstReady
+            let noted = restarted.note(service)
+            let firstNow = firstReady == nil && (service.state.active == .active || service.state == .pinned)
+            if firstNow { firstReady = MonotonicClock.microseconds() - restoreEnd }
+            // One change of the report for both: each change reaches the observer, which logs the
+            // update's summary as soon as every unit is ready, and must see the blackout then.
+            guard noted || firstNow, let self, var changed = lastRestoreStorage else { return }
+            if noted { changed.services = restarted.services }
+            if firstNow { changed.timings.ready = firstReady }
+            lastRestoreStorage = changed
         }
         var startable: [String] = []
         for name in names {

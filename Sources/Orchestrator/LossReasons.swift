@@ -27,6 +27,11 @@ enum LossReasons {
         return (type, reason)
     }
 
+    /// Why every member of a group is lost when one cannot be preserved (dry run and update alike).
+    static func groupIncomplete(_ group: String, failed member: String, because reason: String) -> String {
+        "group \(group) incomplete: fd '\(member)' cannot be preserved (\(reason)), so no member is"
+    }
+
     /// memfd, luo-session, TCP socket, UDP socket, unix socket, pipe, file, directory, ...
     static func kind(of fd: FileDescriptor) -> String {
         let type = FDInfo.describe(fd, name: "").type

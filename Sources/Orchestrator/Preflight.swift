@@ -26,8 +26,17 @@ extension LiveUpdateOrchestrator {
         for lost in collection.lost {
             report.entries.append(.init(unit: lost.unit, name: lost.name, type: lost.type, survives: false, reason: lost.reason))
         }
-        tryEntries(collection.entries, into: &report)
+        if managerAbove != nil {
+            // The manager above preserves what it holds in its own order: groups are Ferry's.
+            tryEntries(collection.allEntries, into: &report)
+        } else {
+            tryEntries(collection.entries, groups: collection.groups, into: &report)
+        }
         applyPolicy(request, to: &report)
+        report.prepare = PrepareBarrier.candidates(in: manager).map { service in
+            let config = service.config.prepareBarrier
+            return "\(service.name): asked with \(config.prepareSignal), answer due within \(config.timeout)"
+        }
         return report
     }
 
@@ -61,8 +70,12 @@ extension LiveUpdateOrchestrator {
     }
 
     /// Each plain fd tried in a scratch session; sessions ride by staying open.
-    private func tryEntries(_ entries: [StoreCollection.Entry], into report: inout PreflightReport) {
-        let tried = tryInScratchSession(entries, into: &report)
+    private func tryEntries(_ entries: [StoreCollection.Entry], groups: [StoreCollection.Group] = [],
+                            into report: inout PreflightReport) {
+        var groupReports: [PreflightReport.Entry] = []
+        // Groups are tried while the ungrouped fds are still held, as in the real update, so an
+        // fd stored twice fails (EBUSY) where it would.
+        let tried = tryInScratchSession(entries, into: &report) { groupReports = tryGroups(groups) }
         for (index, entry) in entries.enumerated() {
             let fd = FileDescriptor(rawValue: entry.fd)
             guard entry.sessionName == nil else {
@@ -82,11 +95,16 @@ extension LiveUpdateOrchestrator {
             report.entries.append(.init(unit: entry.unit.full, name: entry.name, type: type, survives: survives, reason: reason,
                                         bytes: bytes))
         }
+        for entry in groupReports {
+            report.pinnedBytes += entry.bytes ?? 0
+            report.entries.append(entry)
+        }
     }
 
     /// The backend's own answer for each plain fd, by index; empty when no session can be made.
     /// The session is closed unfinished on return, which releases everything preserved in it.
-    private func tryInScratchSession(_ entries: [StoreCollection.Entry], into report: inout PreflightReport) -> [Int: (Bool, String?)] {
+    private func tryInScratchSession(_ entries: [StoreCollection.Entry], into report: inout PreflightReport,
+                                     whileHeld: () -> Void) -> [Int: (Bool, String?)] {
         var tried: [Int: (Bool, String?)] = [:]
         do throws(LiveUpdateError) {
             let session = try LiveUpdateDevice.open(backend).createSession(named: "\(sessionName)-preflight-\(getpid())")
@@ -119,8 +137,10 @@ extension LiveUpdateOrchestrator {
                     }
                 }
             }
+            whileHeld()
             report.method = "backend: each fd preserved in a scratch session, then discarded"
         } catch {
+            whileHeld()
             report.method = "predicted from each fd's type (no scratch session: \(error))"
             if managerAbove == nil { report.problems.append("LUO is not usable now: \(error)") }
         }

@@ -14,12 +14,18 @@ import SystemPackage
 struct PreparedSession: ~Copyable {
     let session: LiveUpdateSession
     private var mappingFD: OwnedFD?
-    private(set) var mapping = LiveUpdateMapping()
+    /// Written by the preserve loops here and in PreparedSession+Groups.swift.
+    var mapping = LiveUpdateMapping()
     private let backend: any LiveUpdateBackend
     private let name: String
     /// Sessions beyond the first, `NAME.1`, `NAME.2`, …: a kernel before 7.2 takes 128 files per
     /// session (ENOSPC), and on 7.2+ RETRIEVE_FD costs grow with a session's size.
     private(set) var shards: [Shard] = []
+    /// Shards ever opened: names are never reused, even after a group's shard was dropped (a
+    /// name is free only once its close has reached the kernel, or the emulator).
+    private var shardsOpened = 0
+    /// X-FerryFDGroup= groups preserved whole, in order (each in a shard of its own).
+    var groups: [GroupRecord] = []
 
     /// One more of Ferry's sessions; closing it (before the reboot) drops what it holds.
     final class Shard {
@@ -59,15 +65,21 @@ struct PreparedSession: ~Copyable {
         self.name = name
     }
 
-    private mutating func openShard() -> Shard? {
-        let shardName = "\(name).\(shards.count + 1)"
+    mutating func openShard() -> Shard? {
+        let shardName = "\(name).\(shardsOpened + 1)"
         do throws(LiveUpdateError) {
             let shard = Shard(name: shardName, session: try LiveUpdateDevice.open(backend).createSession(named: shardName))
+            shardsOpened += 1
             shards.append(shard)
             return shard
         } catch {
             return nil
         }
+    }
+
+    /// Closes the newest shard: the kernel unpreserves everything in it (there is no UNPRESERVE).
+    mutating func dropLastShard() {
+        _ = shards.popLast()
     }
 
     /// Preserves each plain fd at tokens 1, 2, … and records each session entry (carried by
@@ -144,6 +156,7 @@ struct PreparedSession: ~Copyable {
         mapping.kexecsCount = kexecCount
         var ferry = ferryState
         if !shards.isEmpty { ferry["shards"] = .array(shards.map { .string($0.name) }) }
+        if !groups.isEmpty { ferry["groups"] = .array(groups.map(\.json)) }
         // The hand-over moment, taken last.
         ferry["shutdownFinish"] = .number(Double(MonotonicClock.microseconds()))
         mapping.state["ferry"] = .object(ferry)

@@ -18,7 +18,19 @@ struct StoreCollection {
         var heldAbove = false
     }
 
+    /// X-FerryFDGroup=: plain fds preserved together, all-or-nothing, members in declared order.
+    struct Group {
+        var unit: UnitName
+        var name: String
+        var members: [Entry]
+        /// "unit X-FerryFDGroup=name": how logs and losses name it.
+        var label: String { "group \(name) of \(unit)" }
+    }
+
+    /// Everything not in a group: plain fds and sessions, unit by unit.
     var entries: [Entry] = []
+    /// Groups in unit order, then in the order each unit declares them.
+    var groups: [Group] = []
     /// Each with its reason: unit, fd name, and why.
     var skipped: [String] = []
     /// The same, one per fd, for the report's verdict.
@@ -54,12 +66,19 @@ struct StoreCollection {
                                                detail: "unit \(service.name): \(service.store.count) stored fd(s) not carried (FileDescriptorStorePreserve=\(service.config.fdStorePreserve.rawValue))"))
                 continue
             }
+            var grouped: [(group: Int, position: Int, entry: Entry)] = []
             for entry in service.store.entries {
                 guard let identity = SessionIdentity.of(entry.descriptor),
                     identity.backend == .kernel || (emulatorPID != nil && identity.makerPID == emulatorPID)
                 else {
-                    collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd,
-                                                    heldAbove: entry.upstreamCopy != nil))
+                    let plain = Entry(unit: service.name, name: entry.name, fd: entry.fd, heldAbove: entry.upstreamCopy != nil)
+                    // Sessions ride by staying open, so only plain fds can be group members.
+                    if let match = service.config.fdGroup(of: entry.name),
+                        let index = service.config.fdGroups.firstIndex(of: match.group) {
+                        grouped.append((index, match.position, plain))
+                    } else {
+                        collection.entries.append(plain)
+                    }
                     continue
                 }
                 guard let sessionName = identity.name ?? (try? LiveUpdateSession.readName(fd: entry.fd)) else {
@@ -83,8 +102,24 @@ struct StoreCollection {
                 collection.entries.append(Entry(unit: service.name, name: entry.name, fd: entry.fd, sessionName: sessionName,
                                                 heldAbove: entry.upstreamCopy != nil))
             }
+            collection.addGroups(grouped, of: service)
         }
         if dropping { for (service, id) in infringing { manager.stores.drop(id: id, from: service) } }
         return collection
     }
+
+    /// Members sorted by the pattern each matched first, and fds that matched the same pattern in
+    /// the order they were stored (a store lists its newest first, so that is reversed here).
+    private mutating func addGroups(_ grouped: [(group: Int, position: Int, entry: Entry)], of service: Service) {
+        for (index, group) in service.config.fdGroups.enumerated() {
+            let members = grouped.enumerated()
+                .filter { $0.element.group == index }
+                .sorted { ($0.element.position, -$0.offset) < ($1.element.position, -$1.offset) }
+                .map(\.element.entry)
+            if !members.isEmpty { groups.append(Group(unit: service.name, name: group.name, members: members)) }
+        }
+    }
+
+    /// Every plain fd and session, grouped or not (what the manager above must hold).
+    var allEntries: [Entry] { entries + groups.flatMap(\.members) }
 }

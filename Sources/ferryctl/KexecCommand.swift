@@ -80,15 +80,16 @@ extension KexecCommand {
     }
 
     static func table(_ report: PreflightReport) -> String {
-        var lines = ["UNIT\tFD\tTYPE\tSURVIVES\tWHY"]
+        var lines = ["UNIT\tFD\tTYPE\tGROUP\tSURVIVES\tWHY"]
         for entry in report.entries {
-            lines.append("\(entry.unit)\t\(entry.name)\t\(entry.type)\t\(entry.survives ? "yes" : "NO")\t\(entry.reason ?? "")")
+            lines.append("\(entry.unit)\t\(entry.name)\t\(entry.type)\t\(entry.group ?? "-")\t\(entry.survives ? "yes" : "NO")\t\(entry.reason ?? "")")
         }
         let lost = report.entries.filter { !$0.survives }.count
         lines.append("")
         lines.append("\(report.entries.count - lost) of \(report.entries.count) stored fd(s) would survive; \(report.pinnedBytes) bytes pinned")
         lines.append("kernel: \(report.kernel)")
         lines.append("how: \(report.method)")
+        for unit in report.prepare { lines.append("prepare first: \(unit)") }
         for problem in report.problems { lines.append("no-go: \(problem)") }
         lines.append("verdict: \(report.verdict)")
         return lines.joined(separator: "\n")
@@ -132,6 +133,10 @@ enum LiveUpdateClient {
             let undone = report?.timings.stop != nil
             var text = "live update \(undone ? "failed and was rolled back" : "refused, nothing was changed"): \(report?.failure ?? error)"
             for skipped in report?.skipped ?? [] { text += "\n  skipped: \(skipped)" }
+            // The prepare barrier: who answered what; each unit asked was told to resume.
+            for answer in report?.barrier ?? [] {
+                text += "\n  prepare: \(answer.unit) \(answer.outcome)\(answer.reason.map { " (\($0))" } ?? "")"
+            }
             return Outcome(succeeded: false, text: text, json: .object(reply.parameters), error: error)
         }
         guard parameters["rehearse"]?.bool == true else {

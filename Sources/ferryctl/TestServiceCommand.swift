@@ -15,7 +15,8 @@ struct TestServiceCommand: ParsableCommand {
         commandName: "test-service", abstract: "A service for live-update tests (store, check, store-hijack, check-hijack).",
         shouldDisplay: false)
 
-    @Argument(help: "store, check, store-hijack, check-hijack, store-many or check-many.") var mode: String
+    @Argument(help: "store, check, store-hijack, check-hijack, store-many, check-many or prepare (prefix: ok or refuse:REASON).")
+    var mode: String
     @Argument(help: "Prefix of the service-owned session's name (for store-many/check-many: how many memfds).")
     var prefix: String = "luosession"
     @Option(help: "The name of Ferry's own session, for the hijack modes.") var hijackName: String = "ferry"
@@ -35,6 +36,7 @@ struct TestServiceCommand: ParsableCommand {
             case "bench-retrieve": try benchRetrieve()
             case "store-many": try storeMany()
             case "check-many": try checkMany()
+            case "prepare": try answerPrepareBarrier()
             default: throw ValidationError("unknown mode \(mode)")
             }
         } catch let error as ValidationError {
@@ -44,6 +46,29 @@ struct TestServiceCommand: ParsableCommand {
             throw ExitCode(1)
         }
         print("test-service \(mode) \(prefix): ok")
+    }
+
+    /// Stores a memfd, becomes ready, then answers the prepare barrier with ServiceKit as the
+    /// prefix says (`ok`, or `refuse:REASON`) and notes a resume in its status; runs until stopped.
+    private func answerPrepareBarrier() throws {
+        let signals = try LiveUpdatePreparation.signalDescriptor()
+        let memfd = try Memfd.create(name: "state", contents: Array("swift-state".utf8))
+        try Notifier.store(memfd.borrowed, name: "state")
+        try Notifier.barrier()
+        try Notifier.ready()
+        while true {
+            var entry = pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, -1) >= 0 || errno == EINTR else { throw ValidationError("poll: errno \(errno)") }
+            for signal in SignalFD.drain(signals.borrowed) {
+                if signal == LiveUpdatePreparation.prepareSignal {
+                    if prefix.hasPrefix("refuse:") { try LiveUpdatePreparation.refuse(String(prefix.dropFirst(7))) } else {
+                        try LiveUpdatePreparation.prepared()
+                    }
+                } else if signal == LiveUpdatePreparation.resumeSignal {
+                    try Notifier.send("STATUS=resumed")
+                }
+            }
+        }
     }
 
     private func store() throws {

@@ -31,6 +31,8 @@ final class Daemon {
     /// Held for the daemon's life: one ferryd per runtime directory.
     let lock: RuntimeLock
     let observer: UpdateObserver
+    /// When `main` began (CLOCK_MONOTONIC µs).
+    nonisolated(unsafe) static var mainEntered: UInt64 = 0
     private var reexecRequested = false
     private var reexecProgram: String?
 
@@ -56,7 +58,7 @@ final class Daemon {
             lock = try RuntimeLock.acquire(in: options.runtimeDirectory)
         }
         // What the manager above handed back; taken first, so no child can inherit it.
-        var handedBack = state == nil ? ListenedDescriptors.take() : ListenedDescriptors.none
+        let handedBack = state == nil ? ListenedDescriptors.take() : ListenedDescriptors.none
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
@@ -122,7 +124,7 @@ final class Daemon {
                 for problem in report.problems { logger.warning("taking back stores: \(problem)") }
                 if !names.isEmpty { logger.info("took back \(report.restored) stored fd(s) from the manager above") }
                 if let state = report.updateState {
-                    orchestrator.restoreFromManagerAbove(state: state, restored: report.restored)
+                    orchestrator.restoreFromManagerAbove(state: state, placed: report.placed)
                 }
             }
             // A fresh start (never a re-exec): take back what the previous kernel carried, unless
@@ -133,6 +135,10 @@ final class Daemon {
             if orchestrator.lastRestoreReport?.found != true { manager.jobs.start([DependencyGraph.defaultTarget]) }
         }
         if Notifier.socketPath != nil { try? Notifier.ready(status: "\(manager.services.count) unit(s)") }
+        if state == nil, let age = ProcessAge.milliseconds() {
+            let own = (MonotonicClock.microseconds() - Self.mainEntered) / 1000
+            logger.info("ready \(own) ms after main began, \(age) ms after the process was created (10 ms ticks: the parent's set-up before exec, the loader and the runtime included)")
+        }
     }
 
     func run() throws {
@@ -147,8 +153,10 @@ final class Daemon {
             switch signal {
             case SIGCHLD: manager.processes.reapChildren()
             case SIGHUP: manager.units.reload()
-            case SIGTERM where orchestrator.phase == .handOver:
+            case SIGTERM where orchestrator.phase == .handOver && orchestrator.managerAbove == nil:
                 // Holding the live update's sessions until the kernel switches: leaving now would drop them.
+                // (When the manager above carries the stores, ferryd holds nothing it could drop: it
+                // may leave, and the manager above need not wait out its stop timeout.)
                 logger.notice("SIGTERM ignored: holding the live update's LUO sessions until the kexec")
             case SIGTERM: shutdown(reboot: false)
             case SIGINT: shutdown(reboot: true)

@@ -61,8 +61,22 @@ struct Host {
         return Host(kind: upstream == nil ? .standalone : .nested, upstream: upstream)
     }
 
-    /// `systemctl --version`'s first line is "systemd 252 (252.36-1~deb12u1)".
+    /// The running PID 1's version: from the name of the `libsystemd-shared-<version>.so` it has
+    /// mapped (no child process: under TCG, starting `systemctl` costs ferryd's start hundreds of
+    /// milliseconds), else from `systemctl --version`, which may name a newer systemd on disk
+    /// than the one running.
     static func systemdVersion() -> Int? {
+        versionFromPID1Mappings() ?? versionFromSystemctl()
+    }
+
+    /// "…/libsystemd-shared-252.so" (Debian), "…/libsystemd-shared-255.4-1.fc40.so" (Fedora).
+    static func versionFromPID1Mappings(_ maps: String? = FileIO.text(ofFile: "/proc/1/maps", limit: 1 << 20)) -> Int? {
+        guard let maps, let marker = maps.firstRange(of: "libsystemd-shared-") else { return nil }
+        return Int(maps[marker.upperBound...].prefix(while: \.isNumber))
+    }
+
+    /// `systemctl --version`'s first line is "systemd 252 (252.36-1~deb12u1)".
+    static func versionFromSystemctl() -> Int? {
         var pipe: [CInt] = [-1, -1]
         guard ferry_pipe_cloexec(&pipe) == 0 else { return nil }
         let reader = OwnedFD(adopting: pipe[0])

@@ -5,6 +5,8 @@ import FerrySystem
 import Glibc
 #endif
 
+// For the start-up time ferryd logs (the loader and the runtime come before this line).
+Daemon.mainEntered = MonotonicClock.microseconds()
 // Signals first, before anything can start a thread: they are read from a signalfd by the loop.
 SignalFD.block([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE])
 // Before an upgrade can replace the binary: daemon-reexec runs what is at this path then.

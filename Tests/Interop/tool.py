@@ -22,6 +22,9 @@ Actions:
   forge-session NAME SERVER
                      store a socket that merely looks like emulator SERVER's session NAME
   flood N            send N STATUS= datagrams as fast as possible
+  prepare ANSWER LOG answer ferryd's prepare barrier (SIGRTMIN+4) with ANSWER: ok
+                     (X_FERRY_PREPARED=1), refuse:REASON (X_FERRY_REFUSED=REASON) or silent;
+                     append "prepare" and, on SIGRTMIN+5, "resume" lines to LOG
   sleep              sleep until killed
   ignoreterm         ignore SIGTERM from now on
   raiselimit         raise the soft RLIMIT_NOFILE to the hard one
@@ -165,6 +168,19 @@ def main(args):
             for k in range(count):
                 sock.send(b"STATUS=flood %d" % k)
             sock.close()
+        elif action == "prepare":
+            answer, log = args[i], args[i + 1]; i += 2
+            def note(line):
+                with open(log, "a") as out:
+                    out.write(line + "\n")
+            def on_prepare(signum, frame, answer=answer):
+                note("prepare")
+                if answer == "ok":
+                    daemon.notify("X_FERRY_PREPARED=1")
+                elif answer.startswith("refuse:"):
+                    daemon.notify("X_FERRY_REFUSED=%s" % answer[len("refuse:"):])
+            signal.signal(signal.SIGRTMIN + 4, on_prepare)
+            signal.signal(signal.SIGRTMIN + 5, lambda signum, frame: note("resume"))
         elif action == "sleep":
             while True:
                 time.sleep(3600)

@@ -66,4 +66,39 @@ import Testing
             #expect(!status.contains("\"retrieved\":false"), "\(status)")
         }
     }
+
+    /// Group records that disagree with the mapping are not trusted: their fds restore in mapping
+    /// order, and each record is reported.
+    @Test func groupRecordsThatDisagreeWithTheMappingAreIgnored() throws {
+        try withEmulator { emulator in
+            let device = try LiveUpdateDevice.open(emulator.backend)
+            let session = try device.createSession(named: "ferry")
+            let shard = try device.createSession(named: "ferry.1")
+            _ = consume device
+            let one = try Memfd.create(name: "one", contents: Array("first".utf8))
+            let two = try Memfd.create(name: "two", contents: Array("second".utf8))
+            try shard.preserve(one.borrowed, token: 1)
+            try shard.preserve(two.borrowed, token: 2)
+            let mapping = #"""
+                {"version":1,"state":{"ferry":{"shards":["ferry.1"],"groups":[
+                  {"unit":"good.service","group":"g","session":"ferry.1","members":["b"]},
+                  {"unit":"good.service","group":"h","session":"elsewhere","members":["a","b"]},
+                  {"unit":"good.service","group":"i","session":"ferry.1"}]}},
+                 "units":{"good.service":{"fdstore":[{"type":"fd","name":"a","token":1,"session":"ferry.1"},
+                                                     {"type":"fd","name":"b","token":2,"session":"ferry.1"}]}}}
+                """#
+            let document = try Memfd.create(name: "mapping", contents: Array(mapping.utf8))
+            try session.preserve(document.borrowed, token: 0)
+            _ = try EmulatorControl.simulateKexec(socketPath: emulator.socketPath)
+            let ferryd = try FerrydInstance(units: [:], extraArguments: ["--liveupdate-emulator", emulator.socketPath])
+            #expect(ferryd.isAlive)
+            let restore = try #require(try ferryd.call("GetLiveUpdate").parameters["restore"]?.object)
+            let problems = (restore["problems"]?.array ?? []).compactMap(\.string)
+            #expect(problems.filter { $0.contains("group record in the mapping does not match its entries") }.count == 3, "\(problems)")
+            // Restored as ordinary shard entries, in mapping order.
+            #expect(Set(try ferryd.storeNames("good.service")) == ["a", "b"])
+            let status = try EmulatorControl.status(socketPath: emulator.socketPath)
+            #expect(!status.contains("\"retrieved\":false"), "\(status)")
+        }
+    }
 }

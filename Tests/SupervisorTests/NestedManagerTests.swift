@@ -136,6 +136,19 @@ extension NestedManagerTests {
             #expect(restore["kexecCount"]?.number == 0, "a rehearsal keeps the boot: no kexec is counted")
             #expect(restore["restore"]?["found"]?.bool == true)
             #expect(nest.outer.waitUntil { !(try nest.outer.storeNames("inner.service").contains("ferry-update-state")) })
+            // The update's record says what the manager above carried: both fds, nothing lost.
+            var last: JSONValue?
+            #expect(nest.outer.waitUntil {
+                var client = try VarlinkClient(path: nest.innerControl)
+                last = try client.call(Varlink.Call(method: "io.ferry.Observe.GetLastUpdate", parameters: [:])).parameters["update"]
+                return last?["carriedCount"]?.number != nil
+            }, "\(String(describing: last))")
+            #expect(last?["carriedCount"]?.number == 2, "\(String(describing: last))")
+            #expect(last?["lostCount"]?.number == 0, "\(String(describing: last))")
+            // Written when the update settled (its one unit ready), with the blackout already known.
+            let onDisk = JSONValue.parse(Array(readText("\(nest.innerRoot.path)/state/history.json").utf8))
+            let saved = onDisk?["updates"]?.array?.first
+            #expect(saved?["blackoutUs"]?.number != nil, "\(String(describing: saved))")
         }
     }
 }

@@ -22,10 +22,14 @@ import Glibc
             ferryd.writeUnit("mix.service", toolUnit("store m memory storepipe0 p storesocket s barrier ready sleep"))
             ferryd.writeUnit("restart.service", toolUnit("store r kept barrier ready sleep", extra: "FileDescriptorStorePreserve=restart"))
             ferryd.writeUnit("zmany.service", LiveUpdateScenarioTests.testUnit("store-many", prefix: "130", max: 200))
+            // Groups are part of the prediction: one that rides whole, one that a pipe breaks.
+            ferryd.writeUnit("vm.service", toolUnit("store mem guest store dev vfio store ram bytes storepipe0 console barrier ready sleep",
+                                                    extra: "X-FerryFDGroup=whole mem dev\nX-FerryFDGroup=broken ram console"))
             _ = try ferryd.start("mix.service")
             _ = try ferryd.start("restart.service")
             _ = try ferryd.start("zmany.service")
-            #expect(ferryd.waitUntil { try ferryd.storeNames("mix.service").count == 3 && ferryd.storeNames("zmany.service").count == 130 })
+            _ = try ferryd.start("vm.service")
+            #expect(ferryd.waitUntil { try ferryd.storeNames("mix.service").count == 3 && ferryd.storeNames("zmany.service").count == 130 && ferryd.storeNames("vm.service").count == 4 })
             let reply = try ferryd.call("Preflight", ["rehearse": .bool(true)])
             let preflight = try #require(reply.parameters["preflight"]?.decode(PreflightReport.self), "\(reply)")
             #expect(preflight.method.hasPrefix("backend"))
@@ -37,6 +41,8 @@ import Glibc
             // 128 files per session: the mapping, mix.service's memfd and 126 of zmany.service's
             // fill Ferry's session, and a second one (a shard) takes the rest. Nothing is lost.
             #expect(preflight.entries.filter { $0.unit == "zmany.service" && !$0.survives }.isEmpty)
+            #expect(preflight.entries.filter { $0.unit == "vm.service" }.map { "\($0.name) \($0.group ?? "") \($0.survives)" }
+                    == ["mem whole #1 true", "dev whole #2 true", "ram broken #1 false", "console broken #2 false"])
             #expect(preflight.pinnedBytes > 0)
             // The dry run changed nothing: every store is whole, every unit still where it was.
             #expect(try ferryd.storeNames("mix.service").count == 3)
@@ -46,6 +52,11 @@ import Glibc
             let report = try #require(update.parameters["report"]?.decode(LiveUpdateReport.self), "\(update)")
             #expect(report.verdict == "degraded")
             #expect(Self.lostSet(report.lost.map { ($0.unit, $0.name) }) == predicted)
+            // Entry by entry, with the same words, groups included.
+            for lost in report.lost {
+                #expect(preflight.entries.first { $0.unit == lost.unit && $0.name == lost.name }?.reason == lost.reason, "\(lost)")
+            }
+            #expect(report.preserved.filter { $0.group == "whole" }.map(\.name) == ["mem", "dev"])
             #expect(report.lost.first { $0.name == "s" }?.reason == preflight.entries.first { $0.name == "s" }?.reason)
             #expect(report.preserved.contains { $0.sessionName == "ferry.1" })
             // After the rehearsal every one of zmany.service's 130 fds is back.

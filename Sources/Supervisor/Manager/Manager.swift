@@ -33,6 +33,8 @@ public final class Manager {
     public var kexecCount: UInt32 = 0
     /// Datagrams handled on the notify socket, for benchmarks and status.
     public internal(set) var notifyMessages = 0
+    /// Hears each `X_FERRY_PREPARED=1` / `X_FERRY_REFUSED=` a unit sends (the live update's barrier).
+    public var onPrepareAnswer: ((Service, PrepareAnswer) -> Void)?
 
     public init(loop: EventLoop, loader: UnitLoader, notifySocketPath: String, logger: Logger,
                 adoptingNotifySocket adopted: consuming OwnedFD? = nil) throws(SystemCallError) {

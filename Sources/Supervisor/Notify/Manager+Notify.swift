@@ -107,6 +107,13 @@ extension Manager {
         if message.isSet("STOPPING") { processes.stoppingNotified(service) }
         if message.isSet("RELOADING") { processes.reloadingNotified(service) }
         if message.isSet("READY") { processes.ready(service) }
+        if var answer = message.prepareAnswer {
+            // The reason reaches logs and terminals: control characters are escaped, as STATUS=.
+            if case .refused(let reason) = answer { answer = .refused(UnitOutput.printable(Substring(reason.prefix(512)))) }
+            if let onPrepareAnswer { onPrepareAnswer(service, answer) } else {
+                logger.debug("\(service.name): \(answer) with no live update asking, ignored")
+            }
+        }
     }
 
     private func handleStore(_ message: NotifyMessage, descriptors: inout OwnedFDs, service: Service) {

@@ -77,3 +77,26 @@ public struct NotifyMessage: Sendable, Equatable {
 
     public var keys: [String] { assignments.map(\.key) }
 }
+
+/// A service's answer to "prepare for a live update" (docs/prepare-barrier.md). sd_notify(3) asks
+/// for an `X_` prefix on fields of one's own, so systemd ignores these.
+public enum PrepareAnswer: Sendable, Equatable {
+    /// `X_FERRY_PREPARED=1`: ready to be stopped and carried.
+    case prepared
+    /// `X_FERRY_REFUSED=REASON`: the update must not go on now; the reason is shown to the operator.
+    case refused(String)
+
+    static let preparedKey = "X_FERRY_PREPARED"
+    static let refusedKey = "X_FERRY_REFUSED"
+}
+
+extension NotifyMessage {
+    /// The prepare answer this message carries, if any; a refusal wins over a "prepared" in the
+    /// same message, as the careful reading.
+    public var prepareAnswer: PrepareAnswer? {
+        if let reason = value(PrepareAnswer.refusedKey) {
+            return .refused(reason.isEmpty ? "no reason given" : reason)
+        }
+        return isSet(PrepareAnswer.preparedKey) ? .prepared : nil
+    }
+}

@@ -43,6 +43,10 @@ public struct ServiceConfig: Sendable, Equatable {
     /// X-FerryRequired= (a key systemd ignores): a live update that would lose any of this
     /// unit's stored fds aborts and rolls back before the point of no return.
     public var ferryRequired = false
+    /// X-FerryPrepare= and its settings: asked before a live update stops anything (LiveUpdateKeys.swift).
+    public var prepareBarrier = PrepareBarrierConfig()
+    /// X-FerryFDGroup=: fds preserved all-or-nothing, in the declared order.
+    public var fdGroups: [FDGroup] = []
     /// [Install]
     public var wantedBy: [String] = []
     public var requiredBy: [String] = []
@@ -69,10 +73,11 @@ public struct ServiceConfig: Sendable, Equatable {
         return limit.flatMap { $0 == .zero || $0 >= Values.infinity ? nil : $0 }
     }
 
-    /// NotifyAccess= as in effect: `main` for notify services and services with a store, else none.
+    /// NotifyAccess= as in effect: `main` for notify services, services with a store and services
+    /// that answer the prepare barrier, else none.
     public var notifyAccess: NotifyAccess {
         if let explicitNotifyAccess { return explicitNotifyAccess }
-        return type == .notify || fdStoreMax > 0 ? .main : .none
+        return type == .notify || fdStoreMax > 0 || prepareBarrier.enabled ? .main : .none
     }
 
     public static func == (a: ServiceConfig, b: ServiceConfig) -> Bool {
@@ -152,9 +157,8 @@ public struct ServiceConfig: Sendable, Equatable {
         case ("Unit", "Requires"), ("Unit", "Wants"), ("Unit", "After"), ("Unit", "Before"), ("Unit", "Conflicts"),
              ("Install", "WantedBy"), ("Install", "RequiredBy"):
             return addNames(value, to: Self.dependencyList(key), key: key)
-        case ("Service", "X-FerryRequired"):
-            guard let flag = Values.boolean(value) else { return "X-FerryRequired=\(value) is not a boolean, ignored" }
-            ferryRequired = flag
+        case ("Service", let ferryKey) where ferryKey.hasPrefix("X-Ferry"):
+            return applyLiveUpdateKey(ferryKey, value: value)
         case (_, let other) where other.hasPrefix("X-"):
             break  // extensions for other tools, as systemd ignores them
         case ("Install", "Alias"), ("Install", "Also"), ("Install", "DefaultInstance"),

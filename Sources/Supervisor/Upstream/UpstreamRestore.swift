@@ -68,7 +68,7 @@ extension StoreKeeper {
         }
         upstream.adopt(entry, of: unit, index: index)
         if service.state.isAtRest && service.config.fdStorePreserve.outlivesProcess { states.set(service, .pinned) }
-        report.restored += 1
+        report.placed.append(.init(unit: unit.full, name: name))
     }
 
     private func readMapping(_ fd: consuming OwnedFD) -> Result<UpstreamMapping.Reading, MappingError> {
@@ -87,7 +87,14 @@ extension StoreKeeper {
 
 /// What came back from the manager above at start.
 public struct TakeBackReport: Sendable {
-    public var restored = 0
+    /// One fd put back into its unit's store.
+    public struct Placed: Sendable, Equatable {
+        public var unit: String
+        public var name: String
+    }
+    /// Every fd put back, in the order the manager above handed them.
+    public var placed: [Placed] = []
+    public var restored: Int { placed.count }
     /// The live update's state, when ferryd handed a kexec to the manager above before this start.
     public var updateState: [UInt8]?
     public var problems: [String] = []
