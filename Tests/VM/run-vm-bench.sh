@@ -24,5 +24,5 @@ timeout "${FERRY_VM_TIMEOUT:-1800}" qemu-system-x86_64 -m 2G -smp 2 -accel tcg -
   -kernel "$kernel" -initrd "$work/outer.cpio" \
   -append "console=ttyS0 panic=-1 kho=on liveupdate=on loglevel=4 ferry_bench_sizes=$sizes" || echo "vm-bench: qemu ended with status $?"
 echo "vm-bench: qemu $(( $(date +%s) - start )) s; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-tr -d '\r' < "$work/serial.log" | grep -a -E '^FERRY-(BENCH|VM bench)|ferryd\[1\]: (warning|error|critical)|restore: mapping read|mapping of [0-9]+ bytes' | grep -av '^FERRY-BENCH record' || true
+tr -d '\r' < "$work/serial.log" | grep -a -E '^FERRY-BENCH|FERRY-VM bench|ferryd\[1\]: (warning|error|critical)|restore: mapping read|mapping of [0-9]+ bytes' | grep -av '^FERRY-BENCH record' || true
 python3 "$here/vm-bench-table.py" "$work/serial.log"
