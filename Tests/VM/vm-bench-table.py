@@ -6,30 +6,32 @@ import re
 import statistics
 import sys
 
-text = open(sys.argv[1], "rb").read().decode("utf-8", "replace").replace("\r", "")
 bare_prepare, bare_restore, ferryd_prepare, ferryd_restore, details = {}, {}, {}, {}, {}
-for n, ms in re.findall(r"FERRY-VM bench: bare loop: create session \+ preserve (\d+) memfds: ([\d.]+) ms", text):
-    bare_prepare.setdefault(int(n), []).append(float(ms))
-for n, ms in re.findall(r"FERRY-VM bench: bare loop: retrieve (\d+) memfds \+ finish: ([\d.]+) ms", text):
-    bare_restore.setdefault(int(n), []).append(float(ms))
-# ferryd logs the mapping's write once per stage (stage K carries the K-th size), and the
-# restore's parts once per boot after the first.
-stages = [int(n) for n in re.findall(r"^FERRY-BENCH stage \d+: storing (\d+)$", text, re.M)]
-written = [float(ms) for ms in re.findall(r"mapping of \d+ bytes written in ([\d.]+) ms", text)]
-sizes = [int(b) for b in re.findall(r"mapping of (\d+) bytes written", text)]
-restores = re.findall(r"restore: mapping read in (\d+) ms, (\d+) entries in (\d+) ms, finish in (\d+) ms", text)
-for line in re.findall(r"^FERRY-BENCH record (\d+) (\d+) (.*)$", text, re.M):
-    stage, n, record = int(line[0]), int(line[1]), json.loads(line[2])
-    phases = {p["name"]: p["durationUs"] / 1000 for p in record.get("phases", [])}
-    mapping = written[stage - 1] if stage - 1 < len(written) else 0.0
-    ferryd_prepare.setdefault(n, []).append(phases.get("serialize", 0) + phases.get("preserve", 0) + mapping)
-    ferryd_restore.setdefault(n, []).append(phases.get("restore", 0))
-    read = restores[stage - 1] if stage - 1 < len(restores) else None
-    details.setdefault(n, []).append(
-        f"carried {record.get('carriedCount')}, serialize {phases.get('serialize', 0):.1f} + preserve "
-        f"{phases.get('preserve', 0):.1f} + mapping write {mapping:.1f} ms"
-        + (f" ({sizes[stage - 1]} bytes)" if stage - 1 < len(sizes) else "")
-        + (f"; restore: mapping read {read[0]} ms, {read[1]} entries {read[2]} ms, finish {read[3]} ms" if read else ""))
+# Each log is one boot chain (stage K of a chain carries its K-th size): parsed one at a time.
+for path in sys.argv[1:]:
+    text = open(path, "rb").read().decode("utf-8", "replace").replace("\r", "")
+    for n, ms in re.findall(r"FERRY-VM bench: bare loop: create session \+ preserve (\d+) memfds: ([\d.]+) ms", text):
+        bare_prepare.setdefault(int(n), []).append(float(ms))
+    for n, ms in re.findall(r"FERRY-VM bench: bare loop: retrieve (\d+) memfds \+ finish: ([\d.]+) ms", text):
+        bare_restore.setdefault(int(n), []).append(float(ms))
+    # ferryd logs the mapping's write once per stage (stage K carries the K-th size), and the
+    # restore's parts once per boot after the first.
+    stages = [int(n) for n in re.findall(r"^FERRY-BENCH stage \d+: storing (\d+)$", text, re.M)]
+    written = [float(ms) for ms in re.findall(r"mapping of \d+ bytes written in ([\d.]+) ms", text)]
+    sizes = [int(b) for b in re.findall(r"mapping of (\d+) bytes written", text)]
+    restores = re.findall(r"restore: (session [\d.]+ ms, mapping .*)$", text, re.M)
+    for line in re.findall(r"^FERRY-BENCH record (\d+) (\d+) (.*)$", text, re.M):
+        stage, n, record = int(line[0]), int(line[1]), json.loads(line[2])
+        phases = {p["name"]: p["durationUs"] / 1000 for p in record.get("phases", [])}
+        mapping = written[stage - 1] if stage - 1 < len(written) else 0.0
+        ferryd_prepare.setdefault(n, []).append(phases.get("serialize", 0) + phases.get("preserve", 0) + mapping)
+        ferryd_restore.setdefault(n, []).append(phases.get("restore", 0))
+        read = restores[stage - 1] if stage - 1 < len(restores) else None
+        details.setdefault(n, []).append(
+            f"carried {record.get('carriedCount')}, serialize {phases.get('serialize', 0):.1f} + preserve "
+            f"{phases.get('preserve', 0):.1f} + mapping write {mapping:.1f} ms"
+            + (f" ({sizes[stage - 1]} bytes)" if stage - 1 < len(sizes) else "")
+            + (f"; restore: {read}" if read else ""))
 
 def goal(ferryd, bare):
     return "met" if ferryd <= 1.25 * bare + 20 else "missed"
