@@ -18,6 +18,8 @@ public final class FDStore {
         /// Watch for POLLHUP/POLLERR and drop the entry when they come (FDPOLL=0 turns it off).
         public let poll: Bool
         public let key: FileKey
+        /// A regular file (every memfd): epoll refuses it (EPERM), so it gets no poll watch.
+        public let isRegularFile: Bool
         /// The raw number, owned by this entry.
         public let fd: CInt
         /// The POLLHUP/POLLERR watch on `fd`, owned with it: cancelled before the fd closes.
@@ -25,11 +27,12 @@ public final class FDStore {
         /// The manager above holds a copy (nested managers): dropped when this entry goes.
         public var upstreamCopy: UpstreamCopy?
 
-        init(id: UInt64, name: String, poll: Bool, key: FileKey, fd: consuming OwnedFD) {
+        init(id: UInt64, name: String, poll: Bool, key: FileKey, isRegularFile: Bool, fd: consuming OwnedFD) {
             self.id = id
             self.name = name
             self.poll = poll
             self.key = key
+            self.isRegularFile = isRegularFile
             self.fd = fd.release()
         }
 
@@ -71,12 +74,14 @@ public final class FDStore {
     ///
     /// - Throws: when the descriptor cannot even be examined (fstat fails).
     public func add(_ fd: consuming OwnedFD, name: String, poll: Bool = true) throws(SystemCallError) -> AddResult {
-        let key = try FileIdentity.inode(fd.borrowed)
+        let status = try FileIdentity.stat(fd.borrowed)
+        let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
         if inStoredOrder.count >= limit { return .full }
         for other in byFile[key] ?? [] where (try? FileIdentity.sameOpenFile(fd.borrowed, other.descriptor)) ?? false {
             return .duplicate
         }
-        let entry = Entry(id: Self.ids.next(), name: name, poll: poll, key: key, fd: fd)
+        let entry = Entry(id: Self.ids.next(), name: name, poll: poll, key: key,
+                          isRegularFile: status.st_mode & S_IFMT == S_IFREG, fd: fd)
         inStoredOrder.append(entry)
         byFile[key, default: []].append(entry)
         return .added(id: entry.id)

@@ -224,7 +224,7 @@ public final class LiveUpdateFlow {
             return rollBack(violation)
         }
         let mappingStart = MonotonicClock.microseconds()
-        let state = ferryState()
+        let state = ferryState(inMapping: true)
         let stateBuilt = MonotonicClock.microseconds()
         let mappingBytes: Int
         do throws(PreparedSession.Failure) {
@@ -388,17 +388,26 @@ public final class LiveUpdateFlow {
     // MARK: Helpers
 
     /// What the next ferryd needs of this one: which units to start, and the timings so far.
-    private func ferryState() -> [String: JSONValue] {
-        [
+    ///
+    /// - Parameter inMapping: the state rides Ferry's own mapping, whose entries already say what
+    ///   was preserved: the report leaves out those items (one per fd, thousands of them, encoded
+    ///   and parsed twice otherwise) and the next ferryd takes them from the mapping. Items of a
+    ///   group stay, with their group's name.
+    private func ferryState(inMapping: Bool = false) -> [String: JSONValue] {
+        var carried = report
+        if inMapping { carried.preserved = report.preserved.filter { $0.group != nil } }
+        var state: [String: JSONValue] = [
             "activeUnits": .array(activeUnits.map { .string($0.full) }),
             "bootID": .string(LiveUpdateOrchestrator.bootID()),
             "shutdownStart": .number(Double(shutdownStart)),
             "timings": JSONValue.from(report.timings),
             "lost": JSONValue.from(report.lost),
             // The old side of the update's record, and the history to carry when the disk does not.
-            "report": JSONValue.from(report),
+            "report": JSONValue.from(carried),
             "history": orchestrator.carriedAlong?() ?? .null,
         ]
+        if inMapping { state["preservedInMapping"] = .bool(true) }
+        return state
     }
 
     private var emulatorSocket: String? { (orchestrator.backend as? EmulatorBackend)?.socketPath }

@@ -75,6 +75,9 @@ extension LiveUpdateOrchestrator {
         let finished = MonotonicClock.microseconds()
         let ferry = mapping.state["ferry"]?.object ?? [:]
         adoptCarried(ferry, into: &report)
+        if ferry["preservedInMapping"]?.bool == true, let carried = report.update?.preserved {
+            report.update?.preserved = Self.preservedItems(in: mapping, besides: carried)
+        }
         adoptTimings(ferry, into: &report, restoreStarted: started)
         report.timings.restore = MonotonicClock.microseconds() - started
         func ms(_ from: UInt64, _ to: UInt64) -> String { "\(Double(to - from) / 1000)" }
@@ -255,6 +258,25 @@ extension LiveUpdateOrchestrator {
         do throws(LiveUpdateError) { try session.finish() } catch {
             logger.warning("FINISH of LUO session '\(sessionName)' failed (the kernel keeps its data until the next update): \(error)")
         }
+    }
+
+    /// What the old side preserved, from its mapping's entries (its report left them out), in
+    /// mapping order, then `carried`: the items of groups, which the report kept.
+    static func preservedItems(in mapping: LiveUpdateMapping, besides carried: [LiveUpdateReport.Item]) -> [LiveUpdateReport.Item] {
+        let grouped = Set(carried.map { "\($0.unit)\u{0}\($0.sessionName ?? "")\u{0}\($0.token ?? 0)" })
+        var items: [LiveUpdateReport.Item] = []
+        for (unit, entries) in mapping.units {
+            for entry in entries {
+                switch entry {
+                case .fd(let name, let token, let shard):
+                    guard !grouped.contains("\(unit)\u{0}\(shard ?? "")\u{0}\(token)") else { continue }
+                    items.append(.init(unit: unit, name: name, type: "fd", token: token, sessionName: shard))
+                case .session(let name, let sessionName):
+                    items.append(.init(unit: unit, name: name, type: "luo_session", sessionName: sessionName))
+                }
+            }
+        }
+        return items + carried
     }
 
     /// The old side's report and the history it carried (see `carriedAlong`).

@@ -11,4 +11,7 @@ export SWIFT_DETERMINISTIC_HASHING=1
 export SWIFT_BACKTRACE=enable=no
 mkdir -p /etc/ferry/system
 /bin/bench-driver.sh </dev/null &
+# The kernel's default of 4,096 open files would cut the 5,000-fd stage short (MSG_CTRUNC in
+# ferryd, EMFILE in the bare loop); ferryd and every service inherit this.
+ulimit -n 65536
 exec /bin/ferryd --log-level info

@@ -120,8 +120,11 @@ public final class StoreKeeper {
     }
 
     private func watch(_ entry: FDStore.Entry, of service: Service) {
+        // Regular files cannot be polled (epoll_ctl says EPERM): not even asked, one system call
+        // less per memfd when thousands arrive or come back after a kexec. They simply stay.
+        guard !entry.isRegularFile else { return }
         let id = entry.id
-        // Regular files and the like cannot be polled (EPERM); they simply stay.
+        // Anything else epoll refuses simply stays too.
         entry.pollWatch = try? loop.ownedWatch(entry.fd, for: []) { [unowned self, weak service] events in
             guard let service, events.contains(.hangUp) || events.contains(.error) else { return }
             if let removed = service.store.remove(id: id) {
