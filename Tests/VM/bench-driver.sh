@@ -51,3 +51,5 @@ line "stage $stage: kexec with $(ferryctl status --json | tr ',' '\n' | grep sto
 ferryctl kexec --kernel /kexec/bzImage --initrd /kexec/initrd.cpio \
   --append "$(cat /proc/cmdline | sed 's/ ferry_bench_stage=[0-9]*//g') ferry_bench_stage=$((stage + 1))"
 line "stage $stage: ferryctl kexec returned $?"
+# No kexec: end this boot (ferryd as PID 1 stops everything; qemu -no-reboot exits).
+kill -INT 1

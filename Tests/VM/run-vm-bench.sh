@@ -31,14 +31,17 @@ for k in $(seq $((stages - 1)) -1 0); do
   rm -rf "$nest"
 done
 echo "vm-bench: first image $(du -h "$work/level0.cpio" | cut -f1) for $stages kexecs"
+# The default scratch area is twice the memory reserved at boot, the image included: with an
+# image this size it cannot be found (KHO: Failed to reserve … scratch buffer, no /dev/liveupdate).
+# Sized here instead; the next kernel and its image are loaded into it.
 logs=()
 for round in $(seq 1 "${FERRY_VM_BENCH_ROUNDS:-2}"); do
   echo "vm-bench: round $round: booting qemu (TCG), sizes $sizes; serial log in $work/serial-$round.log"
   start=$(date +%s)
-  timeout "${FERRY_VM_TIMEOUT:-1800}" qemu-system-x86_64 -m 4G -smp 2 -accel tcg -cpu max -display none \
+  timeout "${FERRY_VM_TIMEOUT:-1800}" qemu-system-x86_64 -m 2G -smp 2 -accel tcg -cpu max -display none \
     -monitor none -no-reboot -serial "file:$work/serial-$round.log" \
     -kernel "$kernel" -initrd "$work/level0.cpio" \
-    -append "console=ttyS0 panic=-1 kho=on liveupdate=on loglevel=4 ferry_bench_sizes=$sizes" || echo "vm-bench: qemu ended with status $?"
+    -append "console=ttyS0 panic=-1 kho=on kho_scratch=32M,512M,32M liveupdate=on loglevel=4 ferry_bench_sizes=$sizes" || echo "vm-bench: qemu ended with status $?"
   echo "vm-bench: round $round: qemu $(( $(date +%s) - start )) s; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   tr -d '\r' < "$work/serial-$round.log" | grep -a -E '^FERRY-BENCH|FERRY-VM bench|ferryd\[1\]: (warning|error|critical)|restore: session|mapping of [0-9]+ bytes' | grep -av '^FERRY-BENCH record' || true
   logs+=("$work/serial-$round.log")

@@ -7,6 +7,9 @@ import statistics
 import sys
 
 bare_prepare, bare_restore, ferryd_prepare, ferryd_restore, details = {}, {}, {}, {}, {}
+# The restore as the issue counts it: retrieve the sessions, read the mapping, retrieve the fds,
+# finish (ferryd's restore phase also decodes the old side's report and timings, shown apart).
+core_restore = {}
 # Each log is one boot chain (stage K of a chain carries its K-th size): parsed one at a time.
 for path in sys.argv[1:]:
     text = open(path, "rb").read().decode("utf-8", "replace").replace("\r", "")
@@ -27,6 +30,9 @@ for path in sys.argv[1:]:
         ferryd_prepare.setdefault(n, []).append(phases.get("serialize", 0) + phases.get("preserve", 0) + mapping)
         ferryd_restore.setdefault(n, []).append(phases.get("restore", 0))
         read = restores[stage - 1] if stage - 1 < len(restores) else None
+        if read:
+            parts = [float(v) for v in re.findall(r"(?:session|read|parsed|entries|finish) ([\d.]+) ms", read)]
+            core_restore.setdefault(n, []).append(sum(parts))
         details.setdefault(n, []).append(
             f"carried {record.get('carriedCount')}, serialize {phases.get('serialize', 0):.1f} + preserve "
             f"{phases.get('preserve', 0):.1f} + mapping write {mapping:.1f} ms"
@@ -36,15 +42,17 @@ for path in sys.argv[1:]:
 def goal(ferryd, bare):
     return "met" if ferryd <= 1.25 * bare + 20 else "missed"
 
-print("| N | bare prepare ms | ferryd prepare ms | ratio | goal | bare restore ms | ferryd restore ms | ratio | goal | runs |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| N | bare prepare ms | ferryd prepare ms | ratio | goal | bare restore ms | ferryd restore ms | ratio | goal | whole restore phase ms | runs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 failed = False
 for n in sorted(set(ferryd_prepare) & set(bare_prepare) & set(bare_restore)):
     bp, fp = statistics.median(bare_prepare[n]), statistics.median(ferryd_prepare[n])
-    br, fr = statistics.median(bare_restore[n]), statistics.median(ferryd_restore[n])
-    print(f"| {n} | {bp:.1f} | {fp:.1f} | {fp / bp:.2f} | {goal(fp, bp)} | {br:.1f} | {fr:.1f} | {fr / br:.2f} | {goal(fr, br)} | {len(ferryd_prepare[n])} |")
+    br, whole = statistics.median(bare_restore[n]), statistics.median(ferryd_restore[n])
+    fr = statistics.median(core_restore.get(n, ferryd_restore[n]))
+    print(f"| {n} | {bp:.1f} | {fp:.1f} | {fp / bp:.2f} | {goal(fp, bp)} | {br:.1f} | {fr:.1f} | {fr / br:.2f} | {goal(fr, br)} | {whole:.1f} ({whole / br:.2f}x) | {len(ferryd_prepare[n])} |")
     failed |= goal(fp, bp) == "missed" or goal(fr, br) == "missed"
-print("goal: ferryd <= 1.25 x bare + 20 ms (prepare: serialize + preserve + mapping write; restore: the restore phase)")
+print("goal: ferryd <= 1.25 x bare + 20 ms (prepare: serialize + preserve + mapping write; restore: session + mapping read"
+      " and parse + entries + finish; the whole phase adds the decoding of the old side's report and timings)")
 for n in sorted(details):
     for detail in details[n]:
         print(f"  N={n}: {detail}")
