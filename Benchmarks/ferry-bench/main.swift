@@ -1,10 +1,11 @@
 // ferry-bench: figures for ferryd, each next to a baseline measured in the same run.
 //
-//   swift run -c release ferry-bench [--services K] [--fds M] [--runs R]
+//   swift run -c release ferry-bench [--senders K] [--fds M] [--batches 1,16] [--runs R]
 //
-// 1. fd-store ingestion: K services each store M memfds over the notify socket; fds per second
-//    through ferryd next to a bare recvmsg loop on the same kind of socket fed by the same sender.
-// 2. ferryd's resident memory idle and while holding 10,000 fds.
+// 1. fd-store ingestion: K persistent senders, each with M memfds made beforehand, store them over
+//    the notify socket at B fds per datagram; fds per second through ferryd next to a bare
+//    recvmsg loop on an identical socket fed by the same senders, in the same run.
+// 2. ferryd's resident memory with 1,000 units loaded, idle and while holding 10,000 fds.
 // With --only-observability: what the metrics textfile and the update history cost per write.
 import ArgumentParser
 import FerryJSON
@@ -28,19 +29,26 @@ struct Options: ParsableCommand {
             """,
         version: "ferry-bench \(FerryVersion.current)")
 
-    @Option(help: "Services that store fds at once.") var services = 10
-    @Option(help: "Memfds each service stores.") var fds = 200
+    @Option(help: "Senders (services) that store fds at once.") var senders = 4
+    @Option(help: "Memfds each sender stores.") var fds = 2500
+    @Option(help: "Fds per datagram, comma-separated.") var batches = "1,16"
     @Option(help: "Runs per measurement (the median is reported).") var runs = 3
     @Flag(name: .customLong("no-live-update"), help: "Skip the live-update measurement.") var skipLiveUpdate = false
+    @Flag(name: .customLong("no-ingestion"), help: "Skip the ingestion measurement.") var skipIngestion = false
+    @Flag(name: .customLong("no-memory"), help: "Skip the resident-memory measurement.") var skipMemory = false
     @Flag(help: "Only what the metrics textfile and the update history cost per write.") var onlyObservability = false
     @Option(name: .customLong("live-update-fds"), help: "Stored fds per live-update run, comma-separated.")
     var liveUpdateFDs = "1000,10000"
 
     var liveUpdate: Bool { !skipLiveUpdate }
+    var batchSizes: [Int] { batches.split(separator: ",").compactMap { Int($0) } }
     var liveUpdateSizes: [Int] { liveUpdateFDs.split(separator: ",").compactMap { Int($0) } }
 
     func validate() throws {
-        guard services > 0, fds > 0, runs > 0 else { throw ValidationError("--services, --fds and --runs must be positive") }
+        guard senders > 0, fds > 0, runs > 0 else { throw ValidationError("--senders, --fds and --runs must be positive") }
+        guard !batchSizes.isEmpty, batchSizes.allSatisfy({ (1...253).contains($0) }) else {
+            throw ValidationError("--batches takes numbers from 1 to 253, e.g. 1,16")
+        }
         guard !liveUpdateSizes.isEmpty || skipLiveUpdate else { throw ValidationError("--live-update-fds takes numbers, e.g. 1000,10000") }
     }
 }
@@ -105,47 +113,26 @@ func seconds(_ duration: Duration) -> Double {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-/// The baseline: a bare recvmsg loop that receives and closes every fd.
-func bareRate(services: Int, fds: Int) -> Double {
-    let path = "\(work)/bare.sock"
-    let socket = try! UnixSocket.listen(path: path, kind: .datagram)
-    try! UnixSocket.enablePassCredentials(socket.borrowed)
-    var size: CInt = 8 << 20
-    setsockopt(socket.rawValue, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
-    let start = MonotonicClock.now()
-    var children: [pid_t] = []
-    for _ in 0..<services {
-        children.append(run([sender, "\(fds)"], environment: ["NOTIFY_SOCKET=\(path)"], wait: false))
-    }
-    var received = 0
-    while received < services * fds {
-        guard let message = try? UnixSocket.receive(socket.borrowed, maximumBytes: 4096, maximumDescriptors: 253,
-                                                     credentials: true) else { continue }
-        // The message goes away at the end of this iteration and closes its fds, as a receiver must.
-        if message.bytes.starts(with: Array("FDSTORE=1".utf8)) { received += message.descriptors.count }
-        _ = message.descriptors.rawValues.count
-    }
-    let elapsed = MonotonicClock.now() - start
-    // Closing the socket drops barrier fds still queued, which releases the senders.
-    _ = consume socket
-    for child in children { var status: CInt = 0; waitpid(child, &status, 0) }
-    return Double(services * fds) / seconds(elapsed)
-}
-
-/// A ferryd with `services` units that each run the sender.
+/// A ferryd with `services` units (bench0.service, …) that each run the sender.
 final class Ferryd {
     let folder: String
     let pid: pid_t
     var control: String { "\(folder)/run/control" }
 
-    init(services: Int, fds: Int, extraArguments: [String] = [], stay: Bool = false) {
+    convenience init(services: Int, fds: Int, extraArguments: [String] = [], stay: Bool = false) {
+        self.init(services: services, fds: fds, type: stay ? "notify" : "simple",
+                  arguments: "\(fds)\(stay ? " --stay" : "")", extraArguments: extraArguments)
+    }
+
+    /// Units running `sender ARGUMENTS`, each with room for `fds` stored fds.
+    init(services: Int, fds: Int, type: String, arguments: String, extraArguments: [String] = []) {
         folder = makeTemporaryDirectory()
         mkdir("\(folder)/units", 0o755)
         for index in 0..<services {
             let unit = """
                 [Service]
-                Type=\(stay ? "notify" : "simple")
-                ExecStart=\(sender) \(fds)\(stay ? " --stay" : "")
+                Type=\(type)
+                ExecStart=\(sender) \(arguments)
                 FileDescriptorStoreMax=\(fds)
                 FileDescriptorStorePreserve=yes
                 NotifyAccess=all
@@ -169,13 +156,18 @@ final class Ferryd {
 
     var storedFDs: Int { Int(call("GetManager")?["storedFDs"]?.number ?? 0) }
 
-    var residentKiB: Int {
-        let fd = open("/proc/\(pid)/status", O_RDONLY)
+    var residentKiB: Int { status("VmRSS") }
+    /// The peak resident size since start.
+    var peakResidentKiB: Int { status("VmHWM") }
+
+    /// A KiB figure from /proc/PID/status.
+    func status(_ key: String) -> Int {
+        let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
         defer { close(fd) }
         var bytes = [UInt8](repeating: 0, count: 8192)
         let count = read(fd, &bytes, bytes.count)
         let text = String(decoding: bytes[0..<max(count, 0)], as: UTF8.self)
-        let line = text.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix(key + ":") } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     }
 
@@ -196,42 +188,7 @@ final class Ferryd {
     }
 }
 
-func ferrydRate(services: Int, fds: Int) -> Double {
-    let ferryd = Ferryd(services: services, fds: fds)
-    defer { ferryd.stop() }
-    let start = MonotonicClock.now()
-    for index in 0..<services { _ = ferryd.call("StartUnit", ["name": .string("bench\(index).service")]) }
-    while ferryd.storedFDs < services * fds { usleep(1000) }
-    return Double(services * fds) / seconds(MonotonicClock.now() - start)
-}
-
-print("ferry-bench: \(options.services) services × \(options.fds) memfds, \(options.runs) runs (median)")
-var bare: [Double] = []
-var through: [Double] = []
-for _ in 0..<options.runs {
-    bare.append(bareRate(services: options.services, fds: options.fds))
-    through.append(ferrydRate(services: options.services, fds: options.fds))
-}
-let bareMedian = median(bare)
-let ferrydMedian = median(through)
-print("| measurement | fds/s (median) | runs |")
-print("|---|---|---|")
-print("| bare recvmsg loop (baseline) | \(Int(bareMedian)) | \(bare.map { String(Int($0)) }.joined(separator: ", ")) |")
-print("| ferryd fd-store ingestion | \(Int(ferrydMedian)) | \(through.map { String(Int($0)) }.joined(separator: ", ")) |")
-print("ratio ferryd / bare: \(Double(Int(ferrydMedian / bareMedian * 1000)) / 1000)")
-
-let memory = Ferryd(services: 10, fds: 1000)
-usleep(200_000)
-let idle = memory.residentKiB
-for index in 0..<10 { _ = memory.call("StartUnit", ["name": .string("bench\(index).service")]) }
-while memory.storedFDs < 10_000 { usleep(5000) }
-usleep(200_000)
-let holding = memory.residentKiB
-memory.stop()
-print("| ferryd resident memory | KiB |")
-print("|---|---|")
-print("| idle (10 units loaded) | \(idle) |")
-print("| holding 10,000 fds | \(holding) |")
-print("per stored fd: \(Double((holding - idle) * 1024) / 10_000) bytes")
+if !options.skipIngestion { IngestionBench.run(senders: options.senders, fdsPerSender: options.fds, batches: options.batchSizes, runs: options.runs) }
+if !options.skipMemory { MemoryBench.run(units: 1000, fdsPerUnit: 10) }
 if options.liveUpdate { LiveUpdateBench.run(sizes: options.liveUpdateSizes, units: 10) }
 run(["/bin/rm", "-rf", work])

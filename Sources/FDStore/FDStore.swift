@@ -18,6 +18,8 @@ public final class FDStore {
         /// Watch for POLLHUP/POLLERR and drop the entry when they come (FDPOLL=0 turns it off).
         public let poll: Bool
         public let key: FileKey
+        /// A regular file (every memfd): epoll refuses it (EPERM), so it gets no poll watch.
+        public let isRegularFile: Bool
         /// The raw number, owned by this entry.
         public let fd: CInt
         /// The POLLHUP/POLLERR watch on `fd`, owned with it: cancelled before the fd closes.
@@ -25,11 +27,12 @@ public final class FDStore {
         /// The manager above holds a copy (nested managers): dropped when this entry goes.
         public var upstreamCopy: UpstreamCopy?
 
-        init(id: UInt64, name: String, poll: Bool, key: FileKey, fd: consuming OwnedFD) {
+        init(id: UInt64, name: String, poll: Bool, key: FileKey, isRegularFile: Bool, fd: consuming OwnedFD) {
             self.id = id
             self.name = name
             self.poll = poll
             self.key = key
+            self.isRegularFile = isRegularFile
             self.fd = fd.release()
         }
 
@@ -52,27 +55,34 @@ public final class FDStore {
 
     /// FileDescriptorStoreMax=.
     public var limit: Int
-    /// Newest first, the order LISTEN_FDS hands them out.
-    public private(set) var entries: [Entry] = []
+    /// Oldest first, so that adding is an append: a restore or a flood of FDSTORE=1 into one
+    /// store of thousands would otherwise move every entry for every fd.
+    public private(set) var inStoredOrder: [Entry] = []
+    /// Newest first, the order LISTEN_FDS hands them out (a copy: for a whole pass, not a lookup).
+    public var entries: [Entry] { inStoredOrder.reversed() }
+    /// The entry added last.
+    public var newest: Entry? { inStoredOrder.last }
     private var byFile: [FileKey: [Entry]] = [:]
     private static let ids = IDSource()
 
     public init(limit: Int) { self.limit = limit }
 
-    public var count: Int { entries.count }
-    public var isEmpty: Bool { entries.isEmpty }
+    public var count: Int { inStoredOrder.count }
+    public var isEmpty: Bool { inStoredOrder.isEmpty }
 
     /// Adds `fd` (always consumed: stored, or closed when full or a duplicate).
     ///
     /// - Throws: when the descriptor cannot even be examined (fstat fails).
     public func add(_ fd: consuming OwnedFD, name: String, poll: Bool = true) throws(SystemCallError) -> AddResult {
-        let key = try FileIdentity.inode(fd.borrowed)
-        if entries.count >= limit { return .full }
+        let status = try FileIdentity.stat(fd.borrowed)
+        let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+        if inStoredOrder.count >= limit { return .full }
         for other in byFile[key] ?? [] where (try? FileIdentity.sameOpenFile(fd.borrowed, other.descriptor)) ?? false {
             return .duplicate
         }
-        let entry = Entry(id: Self.ids.next(), name: name, poll: poll, key: key, fd: fd)
-        entries.insert(entry, at: 0)
+        let entry = Entry(id: Self.ids.next(), name: name, poll: poll, key: key,
+                          isRegularFile: status.st_mode & S_IFMT == S_IFREG, fd: fd)
+        inStoredOrder.append(entry)
         byFile[key, default: []].append(entry)
         return .added(id: entry.id)
     }
@@ -80,7 +90,7 @@ public final class FDStore {
     /// Removes every entry called `name` (names are not unique); returns them (closed when dropped).
     @discardableResult
     public func remove(named name: String) -> [Entry] {
-        let removed = entries.filter { $0.name == name }
+        let removed = inStoredOrder.reversed().filter { $0.name == name }
         for entry in removed { forget(entry) }
         return removed
     }
@@ -88,7 +98,7 @@ public final class FDStore {
     /// Removes the entry `id` (e.g. after POLLHUP).
     @discardableResult
     public func remove(id: UInt64) -> Entry? {
-        guard let entry = entries.first(where: { $0.id == id }) else { return nil }
+        guard let entry = inStoredOrder.last(where: { $0.id == id }) else { return nil }
         forget(entry)
         return entry
     }
@@ -97,7 +107,7 @@ public final class FDStore {
     @discardableResult
     public func removeAll() -> [Entry] {
         let all = entries
-        entries = []
+        inStoredOrder = []
         byFile = [:]
         return all
     }
@@ -106,16 +116,17 @@ public final class FDStore {
     @discardableResult
     public func truncate(to newLimit: Int) -> [Entry] {
         limit = newLimit
-        guard entries.count > newLimit else { return [] }
-        let excess = Array(entries.prefix(entries.count - newLimit))
+        guard inStoredOrder.count > newLimit else { return [] }
+        let excess = Array(inStoredOrder.suffix(inStoredOrder.count - newLimit).reversed())
         for entry in excess { forget(entry) }
         return excess
     }
 
-    public func entry(id: UInt64) -> Entry? { entries.first { $0.id == id } }
+    /// Searched from the newest: the one just added is found at once.
+    public func entry(id: UInt64) -> Entry? { inStoredOrder.last { $0.id == id } }
 
     private func forget(_ entry: Entry) {
-        entries.removeAll { $0 === entry }
+        inStoredOrder.removeAll { $0 === entry }
         byFile[entry.key]?.removeAll { $0 === entry }
         if byFile[entry.key]?.isEmpty == true { byFile[entry.key] = nil }
     }

@@ -52,28 +52,45 @@ public struct LiveUpdateMapping: Sendable, Equatable {
 
     /// Compact JSON, units and entries in order (the JSON object keeps insertion order by hand).
     public func encoded() -> [UInt8] {
-        var text = "{\"version\":\(Self.version)"
-        text += ",\"state\":" + JSONValue.object(state).encodedString()
+        // Written straight into bytes: one entry per carried fd, thousands of them.
+        var text = Array("{\"version\":\(Self.version),\"state\":".utf8)
+        text += JSONValue.object(state).compactBytes()
         let written = units.filter { !$0.entries.isEmpty }
         if !written.isEmpty {
-            text += ",\"units\":{"
-            text += written.map { unit in
-                JSONValue.string(unit.unit).encodedString() + ":{\"fdstore\":["
-                    + unit.entries.map(Self.encode).joined(separator: ",") + "]}"
-            }.joined(separator: ",")
-            text += "}"
+            text += ",\"units\":{".utf8
+            for (index, unit) in written.enumerated() {
+                if index > 0 { text.append(UInt8(ascii: ",")) }
+                text += JSONValue.string(unit.unit).compactBytes()
+                text += ":{\"fdstore\":[".utf8
+                for (position, entry) in unit.entries.enumerated() {
+                    if position > 0 { text.append(UInt8(ascii: ",")) }
+                    Self.encode(entry, into: &text)
+                }
+                text += "]}".utf8
+            }
+            text.append(UInt8(ascii: "}"))
         }
-        return Array((text + "}").utf8)
+        text.append(UInt8(ascii: "}"))
+        return text
     }
 
-    private static func encode(_ entry: Entry) -> String {
+    private static func encode(_ entry: Entry, into text: inout [UInt8]) {
         switch entry {
-        case .fd(let name, let token, nil):
-            "{\"type\":\"fd\",\"name\":\(JSONValue.string(name).encodedString()),\"token\":\(token)}"
-        case .fd(let name, let token, let shard?):
-            "{\"type\":\"fd\",\"name\":\(JSONValue.string(name).encodedString()),\"token\":\(token),\"session\":\(JSONValue.string(shard).encodedString())}"
+        case .fd(let name, let token, let shard):
+            text += "{\"type\":\"fd\",\"name\":".utf8
+            text += JSONValue.string(name).compactBytes()
+            text += ",\"token\":\(token)".utf8
+            if let shard {
+                text += ",\"session\":".utf8
+                text += JSONValue.string(shard).compactBytes()
+            }
+            text.append(UInt8(ascii: "}"))
         case .session(let name, let sessionName):
-            "{\"type\":\"luo_session\",\"name\":\(JSONValue.string(name).encodedString()),\"sessionName\":\(JSONValue.string(sessionName).encodedString())}"
+            text += "{\"type\":\"luo_session\",\"name\":".utf8
+            text += JSONValue.string(name).compactBytes()
+            text += ",\"sessionName\":".utf8
+            text += JSONValue.string(sessionName).compactBytes()
+            text.append(UInt8(ascii: "}"))
         }
     }
 

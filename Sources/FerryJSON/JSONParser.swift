@@ -106,7 +106,15 @@ struct JSONParser {
 
     private mutating func string() -> String? {
         guard take(UInt8(ascii: "\"")) else { return nil }
-        var out: [UInt8] = []
+        // Most strings have no escape: one scan, one validated copy.
+        var end = position
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            defer { position = end + 1 }
+            return String(validating: bytes[position..<end], as: UTF8.self)
+        }
+        var out = Array(bytes[position..<end])
+        position = end
         while position < bytes.count {
             let byte = bytes[position]
             position += 1
@@ -152,7 +160,17 @@ struct JSONParser {
 
     private mutating func number() -> JSONValue? {
         let start = position
-        while position < bytes.count, "+-0123456789.eE".utf8.contains(bytes[position]) { position += 1 }
+        // Plain non-negative integers (tokens, sizes, times) without a detour through a String.
+        var integer: UInt64 = 0
+        while position < bytes.count, position - start < 15, bytes[position] >= 0x30, bytes[position] <= 0x39 {
+            integer = integer * 10 + UInt64(bytes[position] - 0x30)
+            position += 1
+        }
+        let isDelimited = position == bytes.count || !Self.isNumberByte(bytes[position])
+        // A leading zero followed by more digits is not JSON: left to the general path to refuse.
+        if position > start, isDelimited, !(bytes[start] == 0x30 && position - start > 1) { return .number(Double(integer)) }
+        position = start
+        while position < bytes.count, Self.isNumberByte(bytes[position]) { position += 1 }
         guard position > start, let value = Double(String(decoding: bytes[start..<position], as: UTF8.self)) else {
             return nil
         }
@@ -175,6 +193,19 @@ struct JSONParser {
     }
 
     private mutating func skipSpace() {
-        while position < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default: return
+            }
+        }
+    }
+
+    private static func isNumberByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "e"), UInt8(ascii: "E"): true
+        default: false
+        }
     }
 }

@@ -47,18 +47,21 @@ public enum JSONValue: Codable, Equatable, Sendable {
     public subscript(key: String) -> JSONValue? { object?[key] }
 
     /// Converts any Encodable value (a reply struct) to a JSONValue.
+    /// The encoded bytes are read back by `JSONParser`: Foundation's decoder, asked for "any
+    /// value", tries each type in turn at every level.
     public static func from<T: Encodable>(_ value: T) -> JSONValue {
-        guard let data = try? JSONEncoder().encode(value),
-            let decoded = try? JSONDecoder().decode(JSONValue.self, from: data)
-        else { return .null }
-        return decoded
+        guard let data = try? JSONEncoder().encode(value), let parsed = JSONParser.parse([UInt8](data)) else { return .null }
+        return parsed
     }
 
     /// Decodes a typed value from this JSON.
     public func decode<T: Decodable>(_ type: T.Type) -> T? {
-        guard let data = try? JSONEncoder().encode(self) else { return nil }
-        return try? JSONDecoder().decode(type, from: data)
+        try? JSONDecoder().decode(type, from: Data(JSONWriter.bytes(self)))
     }
+
+    /// Compact JSON, keys sorted, written without Foundation (fast for large documents). Unlike
+    /// `encodedString`, '/' is not escaped.
+    public func compactBytes() -> [UInt8] { JSONWriter.bytes(self) }
 
     public func encodedString() -> String {
         let encoder = JSONEncoder()

@@ -152,7 +152,7 @@ public enum Processes {
         defer { closedir(folder) }
         var members: [pid_t] = []
         while let entry = readdir(folder) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = directoryEntryName(entry)
             if let pid = pid_t(name), processGroup(of: pid) == group { members.append(pid) }
         }
         return members

@@ -43,6 +43,9 @@ public struct SessionIdentity: Hashable, Sendable {
     public static func read(_ fd: FileDescriptor) throws(SystemCallError) -> SessionIdentity? {
         let status = try FileIdentity.stat(fd)
         if status.st_mode & S_IFMT == S_IFSOCK { return emulatorIdentity(fd) }
+        // A session is an anon inode (no file-type bits) or, emulated, a socket: a regular file
+        // (every memfd) is settled without asking for its file system.
+        if status.st_mode & S_IFMT == S_IFREG { return nil }
         guard try FileIdentity.fileSystemMagic(fd) == ferry_ANON_INODE_FS_MAGIC else { return nil }
         do throws(SystemCallError) {
             let link = try FileIdentity.linkText(fd)

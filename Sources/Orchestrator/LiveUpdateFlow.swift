@@ -218,7 +218,7 @@ public final class LiveUpdateFlow {
         preserve(collection)
     }
 
-    // MARK: 5. Preserve: Ferry's session, the mapping first, then every fd, then each group
+    // MARK: 5. Preserve: Ferry's session, every fd, then each group (the mapping's place kept for last)
 
     private func preserve(_ collection: StoreCollection) {
         phase = .preserve
@@ -228,7 +228,6 @@ public final class LiveUpdateFlow {
             // Each session goes to the keeper as soon as it exists: a dead ferryd's partial
             // session stays open there until the restarted ferryd rolls back.
             prepared = try PreparedSession(backend: orchestrator.backend, name: orchestrator.sessionName,
-                                           entryCount: collection.allEntries.count,
                                            keep: { [orchestrator] fd, name in
                                                orchestrator.keeper?.hold(.session(name, role: "outgoing"), fd: fd.rawValue)
                                            },
@@ -255,14 +254,21 @@ public final class LiveUpdateFlow {
             _ = consume prepared
             return rollBack(violation)
         }
+        let mappingStart = MonotonicClock.microseconds()
+        let state = ferryState(inMapping: true)
+        let stateBuilt = MonotonicClock.microseconds()
+        let mappingBytes: Int
         do throws(PreparedSession.Failure) {
-            try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: ferryState())
+            mappingBytes = try prepared.writeMapping(kexecCount: manager.kexecCount, ferryState: state)
         } catch {
             return rollBack(error.text)
         }
+        // The mapping is written after the timings it carries: its own cost is only logged.
+        let mappingEnd = MonotonicClock.microseconds()
+        let mappingTime = "\(Double(mappingEnd - mappingStart) / 1000) ms (its state built in \(Double(stateBuilt - mappingStart) / 1000) ms)"
         orchestrator.noteKeeperPhase(phase.rawValue, activeUnits: activeUnits)
         TestFault.reached("mapping")
-        logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
+        logger.info("preserved fd stores in LUO session '\(orchestrator.sessionName)': \(report.preserved.count) entr\(report.preserved.count == 1 ? "y" : "ies"), \(report.skipped.count) skipped; mapping of \(mappingBytes) bytes written in \(mappingTime); \(request.rehearse ? "simulating kexec" : "rebooting with kexec")")
         if !request.rehearse && orchestrator.ownHandOver == .systemdShutdown {
             return holdThroughShutdown(prepared)
         }
@@ -428,18 +434,27 @@ public final class LiveUpdateFlow {
     // MARK: Helpers
 
     /// What the next ferryd needs of this one: which units to start, and the timings so far.
-    private func ferryState() -> [String: JSONValue] {
-        [
+    ///
+    /// - Parameter inMapping: the state rides Ferry's own mapping, whose entries already say what
+    ///   was preserved: the report leaves out those items (one per fd, thousands of them, encoded
+    ///   and parsed twice otherwise) and the next ferryd takes them from the mapping. Items of a
+    ///   group stay, with their group's name.
+    private func ferryState(inMapping: Bool = false) -> [String: JSONValue] {
+        var carried = report
+        if inMapping { carried.preserved = report.preserved.filter { $0.group != nil } }
+        var state: [String: JSONValue] = [
             "activeUnits": .array(activeUnits.map { .string($0.full) }),
             "bootID": .string(LiveUpdateOrchestrator.bootID()),
             "shutdownStart": .number(Double(shutdownStart)),
             "timings": JSONValue.from(report.timings),
             "lost": JSONValue.from(report.lost),
             // The old side of the update's record, and the history to carry when the disk does not.
-            "report": JSONValue.from(report),
+            "report": JSONValue.from(carried),
             "history": orchestrator.carriedAlong?() ?? .null,
             "broker": orchestrator.carriedSessions?() ?? .null,
         ]
+        if inMapping { state["preservedInMapping"] = .bool(true) }
+        return state
     }
 
     private var emulatorSocket: String? { (orchestrator.backend as? EmulatorBackend)?.socketPath }

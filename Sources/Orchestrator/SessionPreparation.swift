@@ -9,12 +9,11 @@ import SystemPackage
 /// The preserve phase and the mapping: Ferry's LUO session holding every carried fd, and the
 /// document at token 0 that says whose each one is.
 ///
-/// Owns the session and the mapping memfd: both close when it goes away, which before the
-/// reboot is the rollback (the kernel drops an unfinished session on its last close).
+/// Owns the session and, once written, the mapping memfd: both close when it goes away, which
+/// before the reboot is the rollback (the kernel drops an unfinished session on its last close).
 struct PreparedSession: ~Copyable {
     let session: LiveUpdateSession
-    private let mappingFD: OwnedFD
-    private let capacity: Int
+    private var mappingFD: OwnedFD?
     /// Written by the preserve loops here and in PreparedSession+Groups.swift.
     var mapping = LiveUpdateMapping()
     private let backend: any LiveUpdateBackend
@@ -46,6 +45,9 @@ struct PreparedSession: ~Copyable {
 
     /// Files per session before a new shard is opened even where the kernel would take more.
     static let filesPerSession = 1000
+    /// Files in the first session, the mapping's place included: every kernel takes 128 per
+    /// session, so the mapping, preserved last at its real size, always finds its place there.
+    static let filesInFirstSession = 128
 
     /// `NAME.N`: reserved for Ferry, like NAME itself.
     static func isShard(_ candidate: String, of name: String) -> Bool {
@@ -54,13 +56,14 @@ struct PreparedSession: ~Copyable {
 
     struct Failure: Error { let text: String }
 
-    /// Creates the session and preserves the mapping memfd first, sized for the worst case and
-    /// written at the end (writes inside a preserved memfd's size stay allowed), so a session that
-    /// fills up (128 files before 7.2) loses the last fds with a warning, never the mapping.
+    /// Creates the session. The mapping comes last (`writeMapping`), in a memfd of exactly its
+    /// size, so the next boot reads no padding (a preserved memfd's size is frozen, and every
+    /// page of it is pinned and carried).
     ///
     /// - Parameter keep: told of each session (this one, and each shard) as soon as it exists, to
     ///   hand a copy to the keeper; the fd is borrowed for the call.
-    init(backend: any LiveUpdateBackend, name: String, entryCount: Int,
+    /// - Parameter dropped: told of each shard closed before the kexec (a group dropped whole).
+    init(backend: any LiveUpdateBackend, name: String,
          keep: @escaping (FileDescriptor, String) -> Void = { _, _ in },
          dropped: @escaping (String) -> Void = { _ in }) throws(Failure) {
         let session: LiveUpdateSession
@@ -70,20 +73,8 @@ struct PreparedSession: ~Copyable {
             throw Failure(text: "\(error)")
         }
         keep(session.descriptor.borrowed, name)
-        let capacity = 65536 + entryCount * 1024
-        guard let memfd = try? Memfd.create(name: "ferry-mapping"),
-            (try? FileIO.truncate(memfd.borrowed, to: Int64(capacity))) != nil
-        else {
-            throw Failure(text: "cannot create the mapping memfd of \(capacity) bytes")
-        }
-        do throws(LiveUpdateError) {
-            try session.preserve(memfd.borrowed, token: LiveUpdateMapping.mappingToken)
-        } catch {
-            throw Failure(text: "the mapping could not be preserved at token 0: \(error)")
-        }
-        self.capacity = capacity
-        self.mappingFD = memfd
         self.session = session
+        self.mappingFD = nil
         self.backend = backend
         self.name = name
         self.keep = keep
@@ -114,7 +105,8 @@ struct PreparedSession: ~Copyable {
     /// errno; the update goes on without it.
     mutating func preserve(_ entries: [StoreCollection.Entry], report: inout LiveUpdateReport, logger: Logger) {
         var byUnit: [(unit: String, entries: [LiveUpdateMapping.Entry])] = []
-        var primaryFiles = 1  // the mapping
+        var unitIndex: [String: Int] = [:]
+        var primaryFiles = 1  // the mapping's place, taken last
         var token: UInt64 = 1
         for entry in entries {
             let mapped: LiveUpdateMapping.Entry
@@ -126,8 +118,10 @@ struct PreparedSession: ~Copyable {
                 var failure: LiveUpdateError?
                 var placed: (token: UInt64, shard: String?)?
                 for _ in 0..<2 {
-                    let files = shards.last?.files ?? primaryFiles
-                    if files >= Self.filesPerSession { guard openShard() != nil else { break }; token = 1 }
+                    let full = if let shard = shards.last { shard.files >= Self.filesPerSession } else {
+                        primaryFiles >= Self.filesInFirstSession
+                    }
+                    if full { guard openShard() != nil else { break }; token = 1 }
                     do throws(LiveUpdateError) {
                         if let shard = shards.last {
                             try shard.session.preserve(fd, token: token)
@@ -160,20 +154,24 @@ struct PreparedSession: ~Copyable {
                 report.preserved.append(.init(unit: entry.unit.full, name: entry.name, type: "fd", token: placed.token,
                                               sessionName: placed.shard))
             }
-            if let index = byUnit.firstIndex(where: { $0.unit == entry.unit.full }) {
+            // By index, not by search: thousands of units with thousands of fds.
+            if let index = unitIndex[entry.unit.full] {
                 byUnit[index].entries.append(mapped)
             } else {
+                unitIndex[entry.unit.full] = byUnit.count
                 byUnit.append((entry.unit.full, [mapped]))
             }
         }
         mapping.units = byUnit
     }
 
-    /// Writes the mapping with `state` (kexec count, Ferry's own keys), as late as possible.
-    /// Trailing spaces fill the rest of the memfd: JSON readers skip them. No write seal: a real
-    /// kernel refuses F_SEAL_WRITE on a preserved memfd (EBUSY, its pages are pinned), and the
-    /// preserved size is frozen anyway.
-    mutating func writeMapping(kexecCount: UInt32, ferryState: [String: JSONValue]) throws(Failure) {
+    /// Writes the mapping with `state` (kexec count, Ferry's own keys), as late as possible, into
+    /// a memfd of exactly its size, and preserves it at token 0. No write seal: a real kernel
+    /// refuses F_SEAL_WRITE on a preserved memfd (EBUSY, its pages are pinned), and the preserved
+    /// size is frozen anyway.
+    /// Returns the mapping's size in bytes.
+    @discardableResult
+    mutating func writeMapping(kexecCount: UInt32, ferryState: [String: JSONValue]) throws(Failure) -> Int {
         mapping.kexecsCount = kexecCount
         var ferry = ferryState
         if !shards.isEmpty { ferry["shards"] = .array(shards.map { .string($0.name) }) }
@@ -182,13 +180,18 @@ struct PreparedSession: ~Copyable {
         ferry["shutdownFinish"] = .number(Double(MonotonicClock.microseconds()))
         mapping.state["ferry"] = .object(ferry)
         let document = mapping.encoded()
-        guard document.count <= capacity else {
-            throw Failure(text: "the mapping (\(document.count) bytes) outgrew its memfd (\(capacity) bytes)")
-        }
-        do {
-            try FileIO.writeAll(mappingFD.borrowed, document + [UInt8](repeating: 0x20, count: capacity - document.count), at: 0)
+        let memfd: OwnedFD
+        do throws(SystemCallError) {
+            memfd = try Memfd.create(name: "ferry-mapping", contents: document)
         } catch {
-            throw Failure(text: "the mapping could not be written: \(error)")
+            throw Failure(text: "the mapping (\(document.count) bytes) could not be written: \(error)")
         }
+        do throws(LiveUpdateError) {
+            try session.preserve(memfd.borrowed, token: LiveUpdateMapping.mappingToken)
+        } catch {
+            throw Failure(text: "the mapping could not be preserved at token 0: \(error)")
+        }
+        mappingFD = consume memfd
+        return document.count
     }
 }

@@ -1,3 +1,5 @@
+import FerrySystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +43,7 @@ public struct DependencyGraph {
                 guard let folder = opendir("\(directory)/\(alias).\(kind)") else { continue }
                 defer { closedir(folder) }
                 while let entry = readdir(folder) {
-                    let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    let file = directoryEntryName(entry)
                     if UnitReference.isValid(file) { names.append(file) }
                 }
             }

@@ -40,7 +40,7 @@ extension Manager {
                 name: service.name.full, active: service.state.active, sub: service.state.sub, result: service.result,
                 mainPID: service.mainPID, processGroup: service.processGroup, status: service.statusText,
                 restarts: service.restarts, stubLimit: service.isStub ? service.store.limit : nil,
-                store: service.store.entries.reversed().map { .init(name: $0.name, fd: $0.fd, poll: $0.poll, upstreamIndex: $0.upstreamCopy?.index) },
+                store: service.store.inStoredOrder.map { .init(name: $0.name, fd: $0.fd, poll: $0.poll, upstreamIndex: $0.upstreamCopy?.index) },
                 output: pipes[service.name].map { [$0.reader, $0.writer] })
         }
     }
@@ -66,7 +66,7 @@ extension Manager {
                 one.append(OwnedFD(adopting: entry.fd))
                 let stored = stores.store(one, in: service, name: entry.name, poll: entry.poll, origin: "re-exec",
                                           forwarding: false)
-                if stored > 0, let index = entry.upstreamIndex, let upstream = stores.upstream, let added = service.store.entries.first {
+                if stored > 0, let index = entry.upstreamIndex, let upstream = stores.upstream, let added = service.store.newest {
                     upstream.adopt(added, of: name, index: index)
                 }
             }

@@ -98,7 +98,13 @@ public final class StoreKeeper {
     /// no file becomes a pinned stub whose limit grows by one per descriptor.
     @discardableResult
     public func attach(_ fd: consuming OwnedFD, to unit: UnitName, name: String, origin: String) -> Bool {
-        let service = units.service(unit)
+        attach(fd, to: units.service(unit), name: name, origin: origin)
+    }
+
+    /// The same, for a unit looked up once for many descriptors (a restore): looking up a unit
+    /// without a file searches the unit folders again every time.
+    @discardableResult
+    public func attach(_ fd: consuming OwnedFD, to service: Service, name: String, origin: String) -> Bool {
         if service.isStub { service.store.limit = service.store.count + 1 }
         var one = OwnedFDs()
         one.append(fd)
@@ -114,12 +120,15 @@ public final class StoreKeeper {
     public func describe(_ service: Service) -> [FDInfo] {
         // The store keeps the newest first (the order LISTEN_FDS hands them out); people read
         // them in the order the service stored them.
-        service.store.entries.reversed().map { FDInfo.describe($0.descriptor, name: $0.name) }
+        service.store.inStoredOrder.map { FDInfo.describe($0.descriptor, name: $0.name) }
     }
 
     private func watch(_ entry: FDStore.Entry, of service: Service) {
+        // Regular files cannot be polled (epoll_ctl says EPERM): not even asked, one system call
+        // less per memfd when thousands arrive or come back after a kexec. They simply stay.
+        guard !entry.isRegularFile else { return }
         let id = entry.id
-        // Regular files and the like cannot be polled (EPERM); they simply stay.
+        // Anything else epoll refuses simply stays too.
         entry.pollWatch = try? loop.ownedWatch(entry.fd, for: []) { [unowned self, weak service] events in
             guard let service, events.contains(.hangUp) || events.contains(.error) else { return }
             if let removed = service.store.remove(id: id) {

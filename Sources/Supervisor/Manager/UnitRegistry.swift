@@ -1,3 +1,4 @@
+import FerrySystem
 import FDStore
 import Logging
 
@@ -128,7 +129,7 @@ public final class UnitRegistry {
             guard let folder = opendir(directory) else { continue }
             defer { closedir(folder) }
             while let entry = readdir(folder) {
-                let sub = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let sub = directoryEntryName(entry)
                 guard sub.hasSuffix(".wants") || sub.hasSuffix(".requires") else { continue }
                 let link = "\(directory)/\(sub)/\(name.full)"
                 if unlink(link) == 0 { removed.append(link) }
@@ -144,7 +145,7 @@ public final class UnitRegistry {
             guard let folder = opendir(directory) else { continue }
             defer { closedir(folder) }
             while let entry = readdir(folder) {
-                let sub = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let sub = directoryEntryName(entry)
                 if (sub.hasSuffix(".wants") || sub.hasSuffix(".requires")) && access("\(directory)/\(sub)/\(name.full)", F_OK) == 0 {
                     return true
                 }

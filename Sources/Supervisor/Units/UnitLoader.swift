@@ -45,7 +45,7 @@ public struct UnitLoader: Sendable {
             guard let folder = opendir(directory) else { continue }
             defer { closedir(folder) }
             while let entry = readdir(folder) {
-                let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let file = directoryEntryName(entry)
                 if let name = UnitName(file), name.instance?.isEmpty != true { names.insert(name) }
             }
         }

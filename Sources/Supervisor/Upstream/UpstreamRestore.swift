@@ -67,7 +67,7 @@ extension StoreKeeper {
         var one = OwnedFDs()
         one.append(fd)
         guard store(one, in: service, name: name, poll: true, origin: "the manager above", forwarding: false) > 0,
-            let entry = service.store.entries.first
+            let entry = service.store.newest
         else {
             if service.isStub { service.store.limit = service.store.count }
             report.problems.append("unit \(unit) fd '\(name)' (\(UpstreamMapping.fdName(index: index))): its store refused it; the manager above keeps it")
