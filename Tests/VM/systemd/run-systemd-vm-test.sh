@@ -151,14 +151,16 @@ measure() {
   python3 - "$work/$1/console.log" "$1" <<'PY'
 import re, sys
 path, suite = sys.argv[1], sys.argv[2]
-stamp = re.compile(r'^\[\s*(\d+\.\d+)\] (.*)$')
+stamp = re.compile(r'\[\s*(\d+\.\d+)\] (.*)$')
 boots, lines = [], []
 for raw in open(path, errors="replace"):
     line = raw.replace("\r", "").rstrip("\n")
     if "Linux version " in line:
         boots.append([])
     if boots:
-        match = stamp.match(line)
+        # search, not match: ferryd as PID 1 writes to the same console, and a kernel line can
+        # land after its text on one line.
+        match = stamp.search(line)
         if match:
             boots[-1].append((float(match.group(1)), match.group(2)))
 def first(boot, text):
