@@ -127,7 +127,6 @@ extension LiveUpdateOrchestrator {
         let before = state["kexecCount"]?.number.map { UInt32(clamping: Int64($0)) } ?? manager.kexecCount
         report.kexecCount = rebooted ? before &+ 1 : before
         manager.kexecCount = report.kexecCount
-        carriedSessionsFromPreviousBoot = state["broker"]
         adoptCarried(state, into: &report)
         report.restored = carriedAbove(placed, preserved: report.update?.preserved ?? [])
         adoptTimings(state, into: &report, restoreStarted: started)
