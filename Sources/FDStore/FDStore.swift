@@ -87,6 +87,13 @@ public final class FDStore {
         return .added(id: entry.id)
     }
 
+    /// Whether the store holds `fd`'s open file description already.
+    public func holds(sameOpenFileAs fd: FileDescriptor) -> Bool {
+        guard let status = try? FileIdentity.stat(fd) else { return false }
+        let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+        return (byFile[key] ?? []).contains { (try? FileIdentity.sameOpenFile(fd, $0.descriptor)) ?? false }
+    }
+
     /// Removes every entry called `name` (names are not unique); returns them (closed when dropped).
     @discardableResult
     public func remove(named name: String) -> [Entry] {

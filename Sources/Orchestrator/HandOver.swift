@@ -37,6 +37,10 @@ enum HandOver {
         } catch {
             return "simulated kexec: \(error)"
         }
+        // A manager above that keeps the stores but does not carry a kexec holds the old files:
+        // a real kexec would end them, and a restore cut short by a crash must find there only
+        // what it put there itself (a copy of a new file, which it recognises).
+        manager.stores.upstream?.dropAllEntries()
         beforeExec()
         killServices(manager)
         var arguments = CommandLine.arguments.map { strdup($0) } + [nil]

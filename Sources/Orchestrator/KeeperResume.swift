@@ -42,8 +42,9 @@ extension LiveUpdateOrchestrator {
         return true
     }
 
-    /// RETRIEVE_SESSION, or the copy the keeper held for a dead ferryd. A copy goes to the keeper
-    /// at once, filed as `item`. The caller owns the session.
+    /// RETRIEVE_SESSION, or the copy the keeper (or the manager above) held for a dead ferryd. A
+    /// copy goes to the keeper and to the manager above that holds sessions at once, filed as
+    /// `item`. The caller owns the session.
     func incomingSession(_ item: KeeperWire.Item, device: borrowing LiveUpdateDevice) throws(LiveUpdateError) -> LiveUpdateSession {
         let session: LiveUpdateSession
         if let held = resumed.takeIncomingSession(named: item.name) {
@@ -52,6 +53,7 @@ extension LiveUpdateOrchestrator {
             session = try device.retrieveSession(named: item.name)
         }
         keeper?.hold(item, fd: session.descriptor.rawValue)
+        holdAbove(session, name: item.name)
         return session
     }
 

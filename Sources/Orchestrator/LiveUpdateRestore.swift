@@ -63,6 +63,7 @@ extension LiveUpdateOrchestrator {
         var fetched = (bytes: 0, at: sessionTaken)
         guard let mapping = readMapping(session, report: &report, fetched: &fetched) else {
             finish(session)
+            dropSessionsHeldAbove()
             return report
         }
         let mappingRead = MonotonicClock.microseconds()
@@ -87,23 +88,31 @@ extension LiveUpdateOrchestrator {
         // FINISH discards what was not retrieved: from here the keeper's copies of the stores are the truth.
         keeper?.holdStores(of: manager)
         noteKeeperPhase("restored", activeUnits: activeUnits, kexecCount: report.kexecCount)
+        pushStoresAboveBeforeFinish()
         TestFault.reached("finish")
         finishShards(shards, device: device, report: &report)
         finish(session)
+        dropSessionsHeldAbove()
         TestFault.reached("finished")
         _ = consume device
         let finished = MonotonicClock.microseconds()
+        let restoreTime = finished - started
+        // The units first: what the old side reported and timed is for people and history, and
+        // decoding it (a fresh process, under TCG tens of ms) must not hold the units' start.
+        if startUnits { startRestored(activeUnits, report: &report) }
+        let unitsStarted = MonotonicClock.microseconds()
         adoptCarried(ferry, into: &report)
         if ferry["preservedInMapping"]?.bool == true, let carried = report.update?.preserved {
             report.update?.preserved = Self.preservedItems(in: mapping, besides: carried)
         }
+        let ready = report.timings.ready
         adoptTimings(ferry, into: &report, restoreStarted: started)
-        report.timings.restore = MonotonicClock.microseconds() - started
+        report.timings.ready = ready
+        report.timings.restore = restoreTime
         func ms(_ from: UInt64, _ to: UInt64) -> String { "\(Double(to - from) / 1000)" }
-        logger.info("restore: session \(ms(started, sessionTaken)) ms, mapping (\(fetched.bytes) bytes) read \(ms(sessionTaken, fetched.at)) ms and parsed \(ms(fetched.at, mappingRead)) ms, \(report.restored.count) entries \(ms(mappingRead, entriesDone)) ms, finish \(ms(entriesDone, finished)) ms, carried report and timings \(ms(finished, started + report.timings.restore!)) ms")
+        logger.info("restore: session \(ms(started, sessionTaken)) ms, mapping (\(fetched.bytes) bytes) read \(ms(sessionTaken, fetched.at)) ms and parsed \(ms(fetched.at, mappingRead)) ms, \(report.restored.count) entries \(ms(mappingRead, entriesDone)) ms, finish \(ms(entriesDone, finished)) ms; then units started \(ms(finished, unitsStarted)) ms, carried report and timings \(ms(unitsStarted, MonotonicClock.microseconds())) ms")
         logger.info("restored \(report.restored.count) fd(s) total from LUO session '\(sessionName)'; kexec count \(report.kexecCount)")
         for problem in report.problems { logger.warning("restore: \(problem)") }
-        if startUnits { startRestored(activeUnits, report: &report) }
         return report
     }
 
@@ -241,7 +250,7 @@ extension LiveUpdateOrchestrator {
                 } else {
                     fd = try session.retrieve(token: token)
                 }
-                guard manager.stores.attach(fd, to: service, name: name, origin: "LUO") else {
+                guard place(fd, in: service, name: name) else {
                     report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
                                       detail: "unit \(unit) fd '\(name)' (token \(token)): its store refused it"))
                     return
@@ -256,7 +265,7 @@ extension LiveUpdateOrchestrator {
         case .session(let name, let sessionName):
             do throws(LiveUpdateError) {
                 let owned = try incomingSession(.session(sessionName, role: "service", unit: unit.full, fdName: name), device: device)
-                guard manager.stores.attach(owned.releaseDescriptor(), to: service, name: name, origin: "LUO") else {
+                guard place(owned.releaseDescriptor(), in: service, name: name) else {
                     report.lose(.init(unit: unit.full, name: name, reason: .storeRefused,
                                       detail: "unit \(unit) session '\(sessionName)' (fd name '\(name)'): its store refused it; the kernel finishes it"))
                     return
@@ -268,6 +277,17 @@ extension LiveUpdateOrchestrator {
                                   detail: "unit \(unit) session '\(sessionName)' (fd name '\(name)'): \(error.operation) failed: \(error.errno?.symbolicName ?? "\(error.kind)")"))
             }
         }
+    }
+
+    /// Puts a retrieved fd into its unit's store. A restore carried on after a crash retrieves
+    /// again what the dead ferryd had stored, and the manager above handed back: the same open
+    /// file, already in the store, which counts as restored.
+    private func place(_ fd: consuming OwnedFD, in service: Service, name: String) -> Bool {
+        if isResuming && service.store.holds(sameOpenFileAs: fd.borrowed) {
+            logger.debug("\(service.name): fd '\(name)' was in its store already (put there before ferryd died)")
+            return true
+        }
+        return manager.stores.attach(fd, to: service, name: name, origin: "LUO")
     }
 
     /// FINISH Ferry's own session: tokens never retrieved are discarded by the kernel now.

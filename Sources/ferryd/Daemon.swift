@@ -64,7 +64,8 @@ final class Daemon {
         manager = try Manager(loop: loop, loader: UnitLoader(directories: options.directories),
                               notifySocketPath: options.notifyPath, logger: logger,
                               adoptingNotifySocket: state.map { OwnedFD(adopting: $0.notifyFD) })
-        host = Host.detect(upstream: UpstreamStore.detect(loop: loop, logger: logger))
+        host = Host.detect(upstream: UpstreamStore.detect(loop: loop, logger: logger),
+                           aboveCarriesKexec: options.managerAboveKexec)
         manager.stores.upstream = host.upstream
         logger.info("host: \(host.description)")
         manager.processes.controlGroups = ControlGroups.detect()
@@ -85,7 +86,9 @@ final class Daemon {
         if host.kind == .systemd && !host.managerAboveCarriesKexec { orchestrator.ownHandOver = .systemdShutdown }
         // Where ferryd does the LUO work itself and its death is not the host's: a keeper holds
         // copies through every live update and restore (docs/architecture.md, "Crash windows").
-        if !host.managerAboveCarriesKexec && getpid() != 1 {
+        // Not where a manager above keeps ferryd's store: it holds those copies already (each
+        // store entry, each retrieved session), and it would end a keeper with ferryd's cgroup.
+        if !host.managerAboveCarriesKexec && host.upstream == nil && getpid() != 1 {
             orchestrator.keeperConfiguration = .init(executable: Reexec.executablePath,
                                                      socketPath: "\(options.runtimeDirectory)/keeper")
         }
@@ -166,6 +169,15 @@ final class Daemon {
                 let report = manager.stores.takeBack(names: names, descriptors: handedBack.takeAll(), from: upstream)
                 for problem in report.problems { logger.warning("taking back stores: \(problem)") }
                 if !names.isEmpty { logger.info("took back \(report.restored) stored fd(s) from the manager above") }
+                if host.managerAboveCarriesKexec {
+                    for (name, fd) in report.incomingSessions {
+                        logger.warning("taking back stores: \(UpstreamStore.incomingSessionPrefix)\(name) is of no use where the manager above carries the kexec; dropped")
+                        close(fd)
+                    }
+                    upstream.dropIncomingSessions()
+                } else {
+                    orchestrator.adoptIncomingSessionsHeldAbove(report.incomingSessions)
+                }
                 if let state = report.updateState {
                     orchestrator.restoreFromManagerAbove(state: state, placed: report.placed)
                 }
@@ -178,6 +190,7 @@ final class Daemon {
             if !host.managerAboveCarriesKexec {
                 // A keeper left by a ferryd that died in the middle of an update comes first.
                 if !orchestrator.resumeFromKeeper() { orchestrator.restoreAfterBoot() }
+                orchestrator.forgetResumedSessions()
                 broker.adoptCarried(orchestrator.carriedSessionsFromPreviousBoot)
                 broker.armUnclaimedTimer(on: loop)
             }

@@ -21,6 +21,8 @@ struct DaemonOptions: Sendable {
     var brokerSocket: String?
     /// Who may have brokered sessions; the built-in policy (root only) when the file is missing.
     var brokerPolicy = "/etc/ferry/broker.conf"
+    /// Whether the manager above carries the stores across a kexec; nil: detected.
+    var managerAboveKexec: Bool?
     var help = false
     var version = false
 
@@ -51,6 +53,10 @@ struct DaemonOptions: Sendable {
           --kexec-command "COMMAND ARGS"
                              when nested under a manager that carries the stores across a kexec,
                              how to ask it for the kexec (under systemd 261+: systemctl kexec --no-block)
+          --manager-above-kexec auto|yes|no
+                             whether the manager above (systemd, another ferryd) carries the stores
+                             across a kexec (default auto: systemd 261+ and ferryd do); "no" for one
+                             that only keeps them across a crash of ferryd, as systemd < 261 does
           --broker PATH      the broker socket, io.ferry.Broker (default RUNTIME/broker)
           --broker-policy PATH
                              who may have brokered LUO sessions, quotas, unclaimed sessions
@@ -82,6 +88,13 @@ struct DaemonOptions: Sendable {
             case "--state-dir": options.stateDirectory = try value(argument)
             case "--metrics-file": options.metricsFile = try value(argument)
             case "--kexec-command": options.kexecCommand = try value(argument).split(separator: " ").map(String.init)
+            case "--manager-above-kexec":
+                switch try value(argument) {
+                case "auto": options.managerAboveKexec = nil
+                case "yes": options.managerAboveKexec = true
+                case "no": options.managerAboveKexec = false
+                case let other: throw Invalid(description: "--manager-above-kexec takes auto, yes or no, not '\(other)'")
+                }
             case "--broker": options.brokerSocket = try value(argument)
             case "--broker-policy": options.brokerPolicy = try value(argument)
             case "-h", "--help": options.help = true

@@ -25,6 +25,8 @@ struct Host {
     var systemdVersion: Int?
     /// The store of the manager above, when it offers one (`$NOTIFY_SOCKET` and `$FDSTORE` > 0).
     var upstream: UpstreamStore?
+    /// `--manager-above-kexec yes|no`: what the detection would say, overridden.
+    var aboveCarriesKexec: Bool?
 
     /// systemd carries fd stores across a kexec over LUO from this version on.
     static let systemdCarriesStoresFrom = 261
@@ -33,6 +35,7 @@ struct Host {
     /// ferryd must neither hold /dev/liveupdate nor preserve anything itself.
     var managerAboveCarriesKexec: Bool {
         guard upstream != nil else { return false }
+        if let aboveCarriesKexec { return aboveCarriesKexec }
         switch kind {
         case .systemd: return (systemdVersion ?? 0) >= Self.systemdCarriesStoresFrom
         case .nested: return true
@@ -54,11 +57,13 @@ struct Host {
         }
     }
 
-    static func detect(upstream: UpstreamStore?) -> Host {
+    static func detect(upstream: UpstreamStore?, aboveCarriesKexec: Bool? = nil) -> Host {
         if getpid() == 1 { return Host(kind: .pid1, upstream: nil) }
         let underSystemd = getppid() == 1 && access("/run/systemd/system", F_OK) == 0
-        if underSystemd { return Host(kind: .systemd, systemdVersion: systemdVersion(), upstream: upstream) }
-        return Host(kind: upstream == nil ? .standalone : .nested, upstream: upstream)
+        if underSystemd {
+            return Host(kind: .systemd, systemdVersion: systemdVersion(), upstream: upstream, aboveCarriesKexec: aboveCarriesKexec)
+        }
+        return Host(kind: upstream == nil ? .standalone : .nested, upstream: upstream, aboveCarriesKexec: aboveCarriesKexec)
     }
 
     /// The running PID 1's version: from the name of the `libsystemd-shared-<version>.so` it has

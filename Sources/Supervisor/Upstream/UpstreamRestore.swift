@@ -22,6 +22,12 @@ extension StoreKeeper {
             report.brokerSessions.append((kernelName, fd.release()))
             upstream.dropBrokerSession(kernelName: kernelName)
         }
+        // Sessions a restore had retrieved when ferryd died: the restore carries on from them.
+        for (position, fdName) in names.enumerated() where fdName.hasPrefix(UpstreamStore.incomingSessionPrefix) {
+            guard let fd = fds.take(at: position) else { continue }
+            report.incomingSessions.append((String(fdName.dropFirst(UpstreamStore.incomingSessionPrefix.count)), fd.release()))
+        }
+        upstream.noteIncomingSessionsHeld(report.incomingSessions.map(\.name))
         guard let mappingPosition = names.firstIndex(of: UpstreamMapping.mappingName),
             let mappingFD = fds.take(at: mappingPosition)
         else {
@@ -107,5 +113,9 @@ public struct TakeBackReport: Sendable {
     /// Sessions ferryd's broker pushed up for the kexec, by kernel name. The descriptors are
     /// owned by whoever takes this report (the broker adopts them, or closes them).
     public var brokerSessions: [(kernelName: String, fd: CInt)] = []
+    /// Sessions retrieved from the previous kernel by a restore that a crash of ferryd cut short,
+    /// by session name (`UpstreamStore.incomingSessionPrefix`). Owned by whoever takes this
+    /// report (the restore adopts them, or closes them); the copies above stay until its FINISH.
+    public var incomingSessions: [(name: String, fd: CInt)] = []
     public var problems: [String] = []
 }

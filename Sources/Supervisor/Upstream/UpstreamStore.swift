@@ -65,7 +65,39 @@ public final class UpstreamStore {
     /// `ferry-broker-<kernel name>`) when the manager above performs the kexec.
     public static let brokerSessionPrefix = "ferry-broker-"
 
+    /// FDNAME prefix of the sessions a restore retrieved from the previous kernel, held above
+    /// (as `ferry-incoming-<session name>`) from RETRIEVE_SESSION until FINISH: a retrieved
+    /// session whose last fd closes is gone, so a ferryd that dies in between would lose every
+    /// file not yet in a store, where the manager above does not carry a kexec (systemd < 261).
+    public static let incomingSessionPrefix = "ferry-incoming-"
+
+    /// The incoming sessions held above now, by session name.
+    private var incomingHeld: Set<String> = []
+
     // MARK: - Upward
+
+    /// Pushes a copy of an incoming session, replacing an earlier one; the caller keeps `fd`.
+    public func holdIncomingSession(_ fd: CInt, name: String) throws(SystemCallError) {
+        let fdName = Self.incomingSessionPrefix + name
+        try send("FDSTOREREMOVE=1\nFDNAME=\(fdName)")
+        try send("FDSTORE=1\nFDNAME=\(fdName)\nFDPOLL=0", descriptors: [fd])
+        incomingHeld.insert(name)
+    }
+
+    /// Tells the manager above that the incoming sessions it held for a start of ferryd (`names`,
+    /// handed back in LISTEN_FDS) are still there, so that `dropIncomingSessions` drops them too.
+    public func noteIncomingSessionsHeld(_ names: [String]) {
+        incomingHeld.formUnion(names)
+    }
+
+    /// Drops every incoming session held above (the restore FINISHed: its fds are in their
+    /// stores, and those are held above entry by entry).
+    public func dropIncomingSessions() {
+        for name in incomingHeld.sorted() {
+            try? send("FDSTOREREMOVE=1\nFDNAME=\(Self.incomingSessionPrefix)\(name)")
+        }
+        incomingHeld = []
+    }
 
     /// Pushes a brokered session up for the kexec, replacing an earlier copy; the caller keeps `fd`.
     public func pushBrokerSession(_ fd: CInt, kernelName: String) throws(SystemCallError) {
@@ -124,6 +156,18 @@ public final class UpstreamStore {
             logger.warning("could not tell the manager above to drop \(UpstreamMapping.fdName(index: index)): \(error)")
         }
         mappingChanged()
+    }
+
+    /// Drops every entry above, and the mapping (a rehearsal's simulated kexec: a real one ends
+    /// systemd < 261's copies of the old files, and a restore cut short by a crash must find above
+    /// only what it stored itself). The entries stay in their stores here.
+    public func dropAllEntries() {
+        let indices = pushed.keys.sorted()
+        pushed = [:]
+        for index in indices {
+            try? send("FDSTOREREMOVE=1\nFDNAME=\(UpstreamMapping.fdName(index: index))")
+        }
+        if everPushed { try? send("FDSTOREREMOVE=1\nFDNAME=\(UpstreamMapping.mappingName)") }
     }
 
     /// Indices the manager above holds, placed or not: new entries are numbered after them, so

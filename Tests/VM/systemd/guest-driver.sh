@@ -144,6 +144,12 @@ if [ $stage = 3 ]; then
   check_ferryd boot-3
   wait_until 120 ferry_settled ferry-client.service
   check ferryd-client-verified-after-ferryctl-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$(ferry_status ferry-client.service status)"
+  # ferryd was killed in the middle of this restore (the drop-in of stage 2): systemd started it
+  # again, and it carried the restore on from the sessions systemd held for it.
+  check ferryd-died-during-restore yes "$( [ -e /run/ferry-vm-died-once ] && echo yes || echo no)"
+  check restore-carried-on-after-crash yes "$(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | grep -q 'carrying it on from the' && echo yes || echo no)"
+  observe ferryd-restarts "$(prop ferryd.service NRestarts)"
+  check ferryd-store-above-after-crash "$entries" "$(ferryctl fdstore ferry-client.service --json 2>/dev/null | grep -o '"name"' | wc -l)"
   say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | grep -E 'LUO session|restored|took back' | tail -n 4 | tr '\n' ';')"
   say "done"
   sync
@@ -195,7 +201,13 @@ observe ferryd-store-above-after-kexec "ferryd.service's own store holds $(prop 
 say "info ferryd's log: $(journalctl -b -u ferryd.service -o cat --no-pager 2>/dev/null | tail -n 8 | tr '\n' ';')"
 
 if [ "$version" -lt 261 ] && [ "${PLAIN:-0}" != 1 ]; then
-  # The other way in: ferryctl kexec loads the kernel, ferryd preserves and asks systemd.
+  # The other way in: ferryctl kexec loads the kernel, ferryd preserves and asks systemd. In the
+  # next boot ferryd dies after retrieving its third fd (once: the marker is on /run); systemd's
+  # Restart= starts it again, with the retrieved sessions it pushed up (issue 9's last window).
+  mkdir -p /etc/systemd/system/ferryd.service.d
+  printf '[Service]\nEnvironment=FERRYD_TEST_DIE_AT=retrieve-fd-3 FERRYD_TEST_DIE_ONCE=/run/ferry-vm-died-once\n' \
+    > /etc/systemd/system/ferryd.service.d/die-during-restore.conf
+  sync
   say "stage 2 kexec: ferryctl kexec"
   ferryctl kexec --kernel /boot/ferry/bzImage --append "$(cat /proc/cmdline) ferry_stage=3" > /tmp/ferryctl-kexec.log 2>&1 ||
     check ferryctl-kexec accepted "exit $?: $(tr '\n' ' ' < /tmp/ferryctl-kexec.log)"
