@@ -1,6 +1,5 @@
 import FerryJSON
 import FerrySystem
-import FoundationEssentials
 import SystemPackage
 
 #if canImport(Glibc)

@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// Any JSON value, for Varlink parameters whose shape depends on the method.
 public enum JSONValue: Codable, Equatable, Sendable {
     case null
@@ -46,28 +44,33 @@ public enum JSONValue: Codable, Equatable, Sendable {
     public var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
     public subscript(key: String) -> JSONValue? { object?[key] }
 
-    /// Converts any Encodable value (a reply struct) to a JSONValue.
-    /// The encoded bytes are read back by `JSONParser`: Foundation's decoder, asked for "any
-    /// value", tries each type in turn at every level.
+    /// Converts any Encodable value (a reply struct) to a JSONValue (`.null` if it cannot be
+    /// encoded, e.g. a non-finite number).
     public static func from<T: Encodable>(_ value: T) -> JSONValue {
-        guard let data = try? JSONEncoder().encode(value), let parsed = JSONParser.parse([UInt8](data)) else { return .null }
-        return parsed
+        (try? JSONValueEncoder.encode(value)) ?? .null
+    }
+
+    /// The same, with the reason when it cannot be encoded (an `EncodingError`).
+    public static func encoding<T: Encodable>(_ value: T) throws -> JSONValue {
+        try JSONValueEncoder.encode(value)
     }
 
     /// Decodes a typed value from this JSON.
     public func decode<T: Decodable>(_ type: T.Type) -> T? {
-        try? JSONDecoder().decode(type, from: Data(JSONWriter.bytes(self)))
+        try? JSONValueDecoder.decode(type, from: self)
     }
 
-    /// Compact JSON, keys sorted, written without Foundation (fast for large documents). Unlike
-    /// `encodedString`, '/' is not escaped.
+    /// The same, with the reason when it does not fit (a `DecodingError`).
+    public func decoding<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONValueDecoder.decode(type, from: self)
+    }
+
+    /// Compact JSON, keys sorted (the same document every time); '/' is not escaped.
     public func compactBytes() -> [UInt8] { JSONWriter.bytes(self) }
 
+    /// `compactBytes` as text.
     public func encodedString() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self) else { return "null" }
-        return String(decoding: data, as: UTF8.self)
+        String(decoding: JSONWriter.bytes(self), as: UTF8.self)
     }
 
     /// Exactly one JSON value, or nil.

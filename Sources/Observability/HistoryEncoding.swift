@@ -1,4 +1,4 @@
-import FoundationEssentials
+import FerryJSON
 import LiveUpdateReports
 
 /// The history as JSON bytes, bounded, without encoding every record again at every save: each
@@ -41,8 +41,6 @@ final class HistoryEncoding {
 
     /// Sorted keys: the same history always gives the same bytes.
     static func json<T: Encodable>(_ value: T) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? Array(encoder.encode(value))) ?? Array("null".utf8)
+        JSONValue.from(value).compactBytes()
     }
 }

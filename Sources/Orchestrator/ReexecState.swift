@@ -1,4 +1,4 @@
-import FoundationEssentials
+import FerryJSON
 import LiveUpdateReports
 import Supervisor
 
@@ -35,12 +35,12 @@ public struct ReexecState: Codable {
 
     /// The state as written into the memfd, nil if it cannot be encoded.
     public func encoded() -> [UInt8]? {
-        (try? JSONEncoder().encode(self)).map { Array($0) }
+        (try? JSONValue.encoding(self))?.compactBytes()
     }
 
     /// The state read back; nil for anything that is not a version 1 state.
     public static func decode(_ bytes: [UInt8]) -> ReexecState? {
-        guard let state = try? JSONDecoder().decode(ReexecState.self, from: Data(bytes)), state.version == 1 else {
+        guard let state = JSONValue.parse(bytes)?.decode(ReexecState.self), state.version == 1 else {
             return nil
         }
         return state

@@ -4,7 +4,6 @@ import ControlServer
 import FerryControl
 import FerryJSON
 import FerrySystem
-import FoundationEssentials
 import LiveUpdate
 import LiveUpdateReports
 import Logging

@@ -1,6 +1,5 @@
 import CFerry
 import FerrySystem
-import FoundationEssentials
 import LiveUpdateReports
 import Orchestrator
 import Supervisor
