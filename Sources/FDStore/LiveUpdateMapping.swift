@@ -126,7 +126,8 @@ public struct LiveUpdateMapping: Sendable, Equatable {
         // Ferry pads its fixed-size mapping memfd with spaces: leave them out of the parse.
         var end = bytes.count
         while end > 0, [0x20, 0x0A, 0x0D, 0x09, 0x00].contains(bytes[end - 1]) { end -= 1 }
-        let bytes = Array(bytes[0..<end])
+        // (A mapping written at its real size has nothing to leave out: no copy then.)
+        let bytes = end == bytes.count ? bytes : Array(bytes[0..<end])
         guard let (root, rootKeys, unitKeys) = JSONValue.parse(bytes, keyOrderOf: "units") else { return .failure(.notJSON) }
         guard let object = root.object else { return .failure(.notAnObject) }
         var problems: [String] = []
@@ -151,7 +152,8 @@ public struct LiveUpdateMapping: Sendable, Equatable {
             order = rootKeys ?? object.keys.sorted()
         }
         order = order.filter { unitsObject[$0] != nil }
-        var seenTokens: Set<String> = []
+        struct Place: Hashable { var shard: String?; var token: UInt64 }
+        var seenTokens: Set<Place> = []
         for unit in order {
             guard isValidUnit(unit) else {
                 problems.append("unit '\(unit.prefix(100))': invalid unit name, skipped")
@@ -166,7 +168,7 @@ public struct LiveUpdateMapping: Sendable, Equatable {
                 switch entry(item) {
                 case .success(let entry):
                     if case .fd(let name, let token, let shard) = entry {
-                        guard seenTokens.insert("\(shard ?? "")/\(token)").inserted else {
+                        guard seenTokens.insert(Place(shard: shard, token: token)).inserted else {
                             problems.append("unit '\(unit)' fd '\(name)': token \(token) used twice, skipped")
                             continue
                         }

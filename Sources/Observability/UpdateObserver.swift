@@ -12,7 +12,9 @@ import Supervisor
 ///
 /// Confined to the event-loop thread, like the manager and the orchestrator it listens to.
 public final class UpdateObserver {
-    public private(set) var history: UpdateHistory
+    /// Read from disk when first needed, which is after a restore has started the units: under
+    /// TCG, decoding it in a fresh process costs tens of milliseconds of the blackout.
+    public private(set) lazy var history: UpdateHistory = store.load(logger: logger)
     public var metricsFile: String? { metrics.path }
     private let manager: Manager
     private let orchestrator: LiveUpdateOrchestrator
@@ -42,7 +44,6 @@ public final class UpdateObserver {
         self.logger = logger
         store = HistoryStore(folder: stateDirectory)
         metrics = MetricsTextfile(path: metricsFile, logger: logger)
-        history = store.load(logger: logger)
         orchestrator.carriedAlong = { [unowned self] in HistoryStore.carried(history) }
         orchestrator.onOutcome = { [unowned self] outcome in ended(outcome) }
         orchestrator.onRestoreReport = { [unowned self] report in restored(report) }
