@@ -128,6 +128,12 @@ public struct LiveUpdateMapping: Sendable, Equatable {
         while end > 0, [0x20, 0x0A, 0x0D, 0x09, 0x00].contains(bytes[end - 1]) { end -= 1 }
         // (A mapping written at its real size has nothing to leave out: no copy then.)
         let bytes = end == bytes.count ? bytes : Array(bytes[0..<end])
+        if let mapping = quickRead(bytes, isValidUnit: isValidUnit) { return .success(Reading(mapping: mapping, problems: [])) }
+        return tolerantDecode(bytes, isValidUnit: isValidUnit)
+    }
+
+    /// Reads any mapping the format allows, reporting each bad part (`decode` without its quick path).
+    static func tolerantDecode(_ bytes: [UInt8], isValidUnit: (String) -> Bool) -> Result<Reading, Failure> {
         guard let (root, rootKeys, unitKeys) = JSONValue.parse(bytes, keyOrderOf: "units") else { return .failure(.notJSON) }
         guard let object = root.object else { return .failure(.notAnObject) }
         var problems: [String] = []

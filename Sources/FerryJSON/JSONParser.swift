@@ -37,6 +37,13 @@ struct JSONParser {
         return parser.document().map { ($0, parser.order) }
     }
 
+    /// One value starting at `offset` (spaces before it skipped), and the offset just after it.
+    static func parse(_ bytes: [UInt8], valueAt offset: Int, depth: Int) -> (value: JSONValue, end: Int)? {
+        var parser = JSONParser(bytes)
+        parser.position = offset
+        return parser.value(depth: depth).map { ($0, parser.position) }
+    }
+
     private mutating func document() -> JSONValue? {
         guard let value = value(depth: 0) else { return nil }
         skipSpace()

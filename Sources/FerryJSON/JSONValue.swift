@@ -81,6 +81,13 @@ public enum JSONValue: Codable, Equatable, Sendable {
     /// Exactly one JSON value, with the keys of the root object and of the object at
     /// `root[member]` in written order (each nil when there is no such object; `member` nil asks
     /// for the root's order only).
+    /// One value inside a document: the one starting at `offset` (spaces before it skipped),
+    /// and the offset just after it; nil if there is no valid value there. `depth`: how deep in
+    /// the document it is, counted against the parser's nesting bound.
+    public static func parse(_ bytes: [UInt8], valueAt offset: Int, depth: Int = 1) -> (value: JSONValue, end: Int)? {
+        JSONParser.parse(bytes, valueAt: offset, depth: depth)
+    }
+
     public static func parse(_ bytes: [UInt8], keyOrderOf member: String?) -> (value: JSONValue, rootKeys: [String]?, memberKeys: [String]?)? {
         JSONParser.parse(bytes, keyOrderOf: member).map { ($0.value, $0.order.root, $0.order.member) }
     }
