@@ -153,7 +153,10 @@ public final class ManagerInterface {
             responder.reply(.failure("\(Self.interfaceName).PermissionDenied", ["method": .string(call.method)]))
             return
         }
-        if changes.contains(method), let phase = orchestrator.phase {
+        // (A kexec already under way is answered by `liveUpdate`: ferry-kexec.service, during a
+        // kexec that ferryd itself asked for, hears that the stores are being handed over.)
+        let handedOverKexec = method == "Kexec" && call.parameters["handedOver"]?.bool == true
+        if changes.contains(method), let phase = orchestrator.phase, !handedOverKexec {
             // The update owns the units until it hands over or rolls back.
             responder.reply(.failure("\(Self.interfaceName).LiveUpdateInProgress", ["phase": .string(phase.rawValue)]))
             return

@@ -12,6 +12,10 @@ ProcessAge.mainBegan = MonotonicClock.microseconds()
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == KeeperProcess.modeArgument {
     KeeperProcess.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
 }
+// ferry-kexec.service's client (KexecUnderWay): a request to the running ferryd, then exit.
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == KexecUnderWay.modeArgument {
+    KexecUnderWay.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+}
 // Signals first, before anything can start a thread: they are read from a signalfd by the loop.
 SignalFD.block([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE])
 // Before an upgrade can replace the binary: daemon-reexec runs what is at this path then.

@@ -158,13 +158,26 @@ extension NestedManagerTests {
 
 extension NestedManagerTests {
     /// `systemctl kexec` run by someone else reaches ferryd through ferry-kexec.service
-    /// (`ferryctl kexec --handed-over`): it stops its units and hands its state up, asking nobody.
+    /// (`ferryd --kexec-under-way`, as `ferryctl kexec --handed-over`): it stops its units and hands
+    /// its state up, asking nobody.
     @Test func aKexecAlreadyUnderWayIsPreparedNotAskedFor() throws {
         let nest = try Nest()
         try nest.startAndStore()
-        let reply = try nest.inner("Kexec", ["handedOver": .bool(true)])
-        #expect(reply.error == nil, "\(reply.parameters)")
-        #expect(reply.parameters["report"]?["preserved"]?.array?.count == 2)
+        // What ferry-kexec.service runs.
+        func run(_ arguments: [String]) throws -> (status: CInt, output: String) {
+            let child = try Child.spawn([ferrydPath] + arguments)
+            defer { unlink(child.outputPath) }
+            let status = child.wait()
+            return (status, child.output)
+        }
+        let client = try run(["--kexec-under-way", "--control", nest.innerControl])
+        #expect(client.status == 0, "\(client.output)")
+        #expect(client.output.contains("ferryd handed its units' stores over for the kexec (2 entries)"), "\(client.output)")
+        // Asked again (ferryctl kexec asked for this kexec itself): already under way.
+        let again = try run(["--kexec-under-way", "--control", nest.innerControl])
+        #expect(again.status == 0 && again.output.contains("already handing"), "\(again.output)")
+        let refused = try run(["--kexec-under-way", "--control", "\(nest.innerRoot.path)/nothing"])
+        #expect(refused.status == 1 && refused.output.contains("cannot reach ferryd"), "\(refused.output)")
         #expect(try nest.inner("GetUnit", ["name": .string("keep.service")]).parameters["unit"]?["active"]?.string == "inactive")
         #expect(nest.outer.waitUntil { try nest.outer.storeNames("inner.service").contains("ferry-update-state") })
         #expect(try nest.inner("GetManager").parameters["liveUpdatePhase"]?.string == "hand-over")
