@@ -86,33 +86,74 @@ private struct QuickReader {
         }
     }
 
+    /// One entry. Its keys are matched as bytes (no string made for them, none kept): an entry
+    /// per carried fd, thousands of them.
     private mutating func entry() -> (value: LiveUpdateMapping.Entry, place: Place?)? {
-        var type: String?, name: String?, session: String?, sessionName: String?
+        enum Kind { case fd, session }
+        var kind: Kind?, name: String?, session: String?, sessionName: String?
         var token: UInt64?
-        let complete = members { key, reader in
-            switch key {
-            case "type": type = reader.plainString(); return type != nil
-            case "name": name = reader.plainString(); return name != nil
-            case "session": session = reader.plainString(); return session != nil
-            case "sessionName": sessionName = reader.plainString(); return sessionName != nil
-            case "token": token = reader.integer(); return token != nil
-            default: return reader.generalValue() != nil
+        skipSpace()
+        guard take(UInt8(ascii: "{")) else { return nil }
+        skipSpace()
+        if !take(UInt8(ascii: "}")) {
+            // Known keys by a bit each; others (rare) by name, checked as the general parser would.
+            var seenKnown: UInt8 = 0
+            var seenOthers: [String] = []
+            func first(_ bit: UInt8) -> Bool {
+                defer { seenKnown |= bit }
+                return seenKnown & bit == 0
+            }
+            while true {
+                skipSpace()
+                guard let key = plainStringBytes() else { return nil }
+                skipSpace()
+                guard take(UInt8(ascii: ":")) else { return nil }
+                skipSpace()
+                switch key.count {
+                case 4 where key.elementsEqual(Self.typeKey):
+                    guard first(1) else { return nil }
+                    guard let value = plainStringBytes() else { return nil }
+                    if value.elementsEqual(Self.fdType) { kind = .fd } else if value.elementsEqual(Self.sessionType) { kind = .session } else { return nil }
+                case 4 where key.elementsEqual(Self.nameKey):
+                    guard first(2), let value = plainString() else { return nil }
+                    name = value
+                case 5 where key.elementsEqual(Self.tokenKey):
+                    guard first(4), let value = integer() else { return nil }
+                    token = value
+                case 7 where key.elementsEqual(Self.sessionKey):
+                    guard first(8), let value = plainString() else { return nil }
+                    session = value
+                case 11 where key.elementsEqual(Self.sessionNameKey):
+                    guard first(16), let value = plainString() else { return nil }
+                    sessionName = value
+                default:
+                    guard let other = String(validating: key, as: UTF8.self), !seenOthers.contains(other),
+                        generalValue() != nil
+                    else { return nil }
+                    seenOthers.append(other)
+                }
+                skipSpace()
+                if take(UInt8(ascii: ",")) { continue }
+                guard take(UInt8(ascii: "}")) else { return nil }
+                break
             }
         }
-        guard complete, let type, let name else { return nil }
-        switch type {
-        case "fd":
+        guard let kind, let name else { return nil }
+        switch kind {
+        case .fd:
             guard let token, token != LiveUpdateMapping.mappingToken, token <= Self.largestExactToken,
                 sessionName == nil, session?.isEmpty != true
             else { return nil }
             return (.fd(name: name, token: token, shard: session), Place(shard: session, token: token))
-        case "luo_session":
+        case .session:
             guard let sessionName, !sessionName.isEmpty, token == nil, session == nil else { return nil }
             return (.session(name: name, sessionName: sessionName), nil)
-        default:
-            return nil
         }
     }
+
+    private static let typeKey = Array("type".utf8), nameKey = Array("name".utf8), tokenKey = Array("token".utf8)
+    private static let sessionKey = Array("session".utf8), sessionNameKey = Array("sessionName".utf8)
+    private static let fdType = Array("fd".utf8), sessionType = Array("luo_session".utf8)
 
     // MARK: - Pieces of JSON
 
@@ -137,13 +178,19 @@ private struct QuickReader {
 
     /// A string without escapes or control characters, valid UTF-8; nil for anything else.
     private mutating func plainString() -> String? {
+        plainStringBytes().flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    /// The bytes between the quotes of a string without escapes or control characters (not
+    /// checked for UTF-8: compared with ASCII words, or made a String by `plainString`).
+    private mutating func plainStringBytes() -> ArraySlice<UInt8>? {
         skipSpace()
         guard take(UInt8(ascii: "\"")) else { return nil }
         var end = position
         while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
         guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else { return nil }
         defer { position = end + 1 }
-        return String(validating: bytes[position..<end], as: UTF8.self)
+        return bytes[position..<end]
     }
 
     /// A non-negative integer written as plain digits (no sign, fraction, exponent or leading zero).

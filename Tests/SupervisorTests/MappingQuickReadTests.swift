@@ -16,6 +16,17 @@ import Testing
         return mapping
     }()
 
+    @Test func unknownKeysAreSkippedAsTheTolerantReaderSkipsThem() throws {
+        let bytes = Array(#"{"version":1,"extra":{"a":[1,{"b":null}]},"units":{"a.service":{"more":true,"fdstore":[{"type":"fd","name":"x","token":1,"future":{"k":"v"}}]}}}"#.utf8)
+        let quick = try #require(LiveUpdateMapping.quickRead(bytes, isValidUnit: Self.valid))
+        #expect(quick.units.first?.entries == [.fd(name: "x", token: 1)])
+        guard case .success(let tolerant) = LiveUpdateMapping.tolerantDecode(bytes, isValidUnit: Self.valid) else {
+            Issue.record("the tolerant reader refused it")
+            return
+        }
+        #expect(quick == tolerant.mapping && tolerant.problems.isEmpty)
+    }
+
     @Test func readsWhatFerryWritesAsTheTolerantReaderDoes() throws {
         let bytes = Self.sample.encoded()
         let quick = try #require(LiveUpdateMapping.quickRead(bytes, isValidUnit: Self.valid))
@@ -43,6 +54,7 @@ import Testing
         #"{"a.service":[{"type":"fd","name":"x","token":1}]}"#,
         #"{"version":2,"units":{}}"#,
         #"{"version":1,"units":{"a.service":{"fdstore":[{"type":"fd","name":"x","token":1.5}]}}}"#,
+        #"{"version":1,"units":{"a.service":{"fdstore":[{"type":"fd","name":"x","token":1,"other":[1],"other":2}]}}}"#,
     ])
     func stepsAsideWhereTheTolerantReaderHasSomethingToSay(document: String) {
         let bytes = Array(document.utf8)
@@ -63,7 +75,7 @@ import Testing
         let original = Self.sample.encoded()
         var generator = SystemRandomNumberGenerator()
         var accepted = 0
-        let alphabet = Array(#"{}[]:,"\ 0123456789.eE+-abcdefnrstuly"#.utf8)
+        let alphabet = Array(#"{}[]:,"\ 0123456789.eE+-abcdefnrstuly"#.utf8) + [0xC3, 0xFF, 0x00, 0x1F]
         for _ in 0..<3000 {
             var bytes = original
             let at = Int.random(in: 0..<bytes.count, using: &generator)
