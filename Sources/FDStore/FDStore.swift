@@ -73,8 +73,10 @@ public final class FDStore {
     /// Adds `fd` (always consumed: stored, or closed when full or a duplicate).
     ///
     /// - Throws: when the descriptor cannot even be examined (fstat fails).
-    public func add(_ fd: consuming OwnedFD, name: String, poll: Bool = true) throws(SystemCallError) -> AddResult {
-        let status = try FileIdentity.stat(fd.borrowed)
+    /// - Parameter status: the fd's fstat, if the caller made it already (else made here).
+    public func add(_ fd: consuming OwnedFD, name: String, poll: Bool = true, status given: stat? = nil) throws(SystemCallError) -> AddResult {
+        let status: stat
+        if let given { status = given } else { status = try FileIdentity.stat(fd.borrowed) }
         let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
         if inStoredOrder.count >= limit { return .full }
         for other in byFile[key] ?? [] where (try? FileIdentity.sameOpenFile(fd.borrowed, other.descriptor)) ?? false {

@@ -39,9 +39,18 @@ public struct SessionIdentity: Hashable, Sendable {
         (try? read(fd)) ?? nil
     }
 
+    /// The same, for an fd whose fstat the caller already has (the notify path stats each
+    /// stored fd once, for this and for the store's duplicate rule).
+    public static func of(_ fd: FileDescriptor, status: stat) -> SessionIdentity? {
+        (try? read(fd, status: status)) ?? nil
+    }
+
     /// Like `of`, but reports why a check could not be made (e.g. ENAMETOOLONG is folded into a nil name).
     public static func read(_ fd: FileDescriptor) throws(SystemCallError) -> SessionIdentity? {
-        let status = try FileIdentity.stat(fd)
+        try read(fd, status: try FileIdentity.stat(fd))
+    }
+
+    static func read(_ fd: FileDescriptor, status: stat) throws(SystemCallError) -> SessionIdentity? {
         if status.st_mode & S_IFMT == S_IFSOCK { return emulatorIdentity(fd) }
         // A session is an anon inode (no file-type bits) or, emulated, a socket: a regular file
         // (every memfd) is settled without asking for its file system.

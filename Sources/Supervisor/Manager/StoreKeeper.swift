@@ -3,6 +3,10 @@ import FerrySystem
 import Logging
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Store bookkeeping for every unit: adding fds under systemd's rules, removing them, watching
 /// them for POLLHUP/POLLERR, and pinning a unit at rest while its store holds something.
 ///
@@ -33,9 +37,10 @@ public final class StoreKeeper {
     ///
     /// - Parameter forwarding: push each new entry of a store that outlives its process to the
     ///   manager above (off for fds that came from there).
+    /// - Parameter statuses: each descriptor's fstat, when the caller has them (same positions).
     @discardableResult
     public func store(_ descriptors: consuming OwnedFDs, in service: Service, name: String, poll: Bool,
-                      origin: String, forwarding: Bool = true) -> Int {
+                      origin: String, forwarding: Bool = true, statuses: [stat?] = []) -> Int {
         var stored = 0
         var remaining = descriptors
         for index in 0..<remaining.count {
@@ -45,7 +50,7 @@ public final class StoreKeeper {
                 return stored
             }
             do throws(SystemCallError) {
-                switch try service.store.add(fd, name: name, poll: poll) {
+                switch try service.store.add(fd, name: name, poll: poll, status: index < statuses.count ? statuses[index] : nil) {
                 case .added(let id):
                     stored += 1
                     storedCount += 1

@@ -4,6 +4,10 @@ import LiveUpdate
 import Logging
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `LUOSession=`: sessions ferryd creates for a unit (which may run unprivileged and so cannot open
 /// /dev/liveupdate) and hands to it in its fd store, each under its configured name.
 ///
@@ -80,8 +84,8 @@ extension Manager {
     /// unit with `LUOSession=` may store only the sessions ferryd made for it; no unit may store
     /// a brokered session (the broker carries those for their owners), except a nested ferryd
     /// pushing its broker's sessions up as `ferry-broker-<kernel name>`.
-    func refusesSession(_ fd: FileDescriptor, pushedBy service: Service, as fdName: String) -> String? {
-        guard let identity = SessionIdentity.of(fd) else { return nil }
+    func refusesSession(_ fd: FileDescriptor, status: stat?, pushedBy service: Service, as fdName: String) -> String? {
+        guard let identity = status.map({ SessionIdentity.of(fd, status: $0) }) ?? SessionIdentity.of(fd) else { return nil }
         let kernelName = identity.name ?? "?"
         // A nested ferryd hands its broker's sessions up for a kexec this manager carries.
         if kernelName.hasPrefix(SessionNames.brokeredPrefix) && fdName != UpstreamStore.brokerSessionPrefix + kernelName {

@@ -141,12 +141,15 @@ extension Manager {
             let poll = message.value("FDPOLL") != "0"
             var all = descriptors
             descriptors = OwnedFDs()
+            // One fstat per fd, for the session check and for the store's duplicate rule.
+            let statuses = all.rawValues.map { try? FileIdentity.stat(FileDescriptor(rawValue: $0)) }
             for index in 0..<all.count {
-                guard let why = refusesSession(FileDescriptor(rawValue: all.rawValues[index]), pushedBy: service, as: name) else { continue }
+                let fd = FileDescriptor(rawValue: all.rawValues[index])
+                guard let why = refusesSession(fd, status: statuses[index], pushedBy: service, as: name) else { continue }
                 logger.warning("\(service.name): refused (EACCES) fd '\(name)': \(why)")
                 _ = all.take(at: index)  // closed here
             }
-            stores.store(all, in: service, name: name, poll: poll, origin: "FDSTORE=1")
+            stores.store(all, in: service, name: name, poll: poll, origin: "FDSTORE=1", statuses: statuses)
             return
         }
         if !descriptors.isEmpty {
