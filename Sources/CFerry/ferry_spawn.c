@@ -32,15 +32,13 @@ static void fail(int report, int code) {
 }
 
 static void child(const struct ferry_spawn_request *r, int report) {
-    sigset_t none;
-    sigemptyset(&none);
-    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) fail(report, errno);
+    // Every signal stays blocked (as in ferryd) until the dispositions are the defaults, just
+    // before execve: no handler of the parent can run on the memory this child borrows.
     struct sigaction defaults;
     memset(&defaults, 0, sizeof defaults);
     defaults.sa_handler = SIG_DFL;
     // glibc refuses its own internal signals (32, 33); the kernel does not. They are reset last,
-    // after the ID change: setresuid() signals 33 (SIGSETXID) to any other thread of this process
-    // (a sanitizer runtime starts one after fork), and its default action would kill the child.
+    // after the ID change (dispositions are the child's own: vfork does not share them).
     int internal[4];
     int internal_count = 0;
     for (int signal = 1; signal < NSIG; signal++) {
@@ -89,15 +87,20 @@ static void child(const struct ferry_spawn_request *r, int report) {
 
     if (r->working_directory && chdir(r->working_directory) < 0) fail(report, errno);
     if (r->set_ids) {
-        if (setgroups((size_t)r->group_count, r->groups) < 0) fail(report, errno);
-        if (setresgid(r->gid, r->gid, r->gid) < 0) fail(report, errno);
-        if (setresuid(r->uid, r->uid, r->uid) < 0) fail(report, errno);
+        // Raw system calls: glibc's wrappers would also change every other thread of the process,
+        // and this child shares the parent's memory (vfork), so it would reach the parent's threads.
+        if (syscall(SYS_setgroups, (size_t)r->group_count, r->groups) < 0) fail(report, errno);
+        if (syscall(SYS_setresgid, r->gid, r->gid, r->gid) < 0) fail(report, errno);
+        if (syscall(SYS_setresuid, r->uid, r->uid, r->uid) < 0) fail(report, errno);
     }
     for (int i = 0; i < internal_count; i++) {
         struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } raw = {0};
         syscall(SYS_rt_sigaction, internal[i], &raw, NULL, sizeof raw.mask);
     }
     if (r->listen_pid_entry) write_decimal(r->listen_pid_entry + strlen("LISTEN_PID="), (long)getpid());
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) fail(report, errno);
     execve(r->path, r->argv, r->envp);
     fail(report, errno);
 }
@@ -105,7 +108,12 @@ static void child(const struct ferry_spawn_request *r, int report) {
 pid_t ferry_spawn(const struct ferry_spawn_request *request) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) return -1;
-    pid_t pid = fork();
+    // vfork: the child borrows the parent's memory until it executes the program, instead of a
+    // copy of ferryd's page tables that the parent then pays for again, page by page, in copy-on-
+    // write faults (a service's start, under emulation, took tens of ms more). The parent waits
+    // meanwhile. The child only makes system calls, writes its own stack and the request's
+    // LISTEN_PID= string (made for this spawn), and ends in execve or _exit.
+    pid_t pid = vfork();
     if (pid < 0) {
         int saved = errno;
         close(report[0]);
