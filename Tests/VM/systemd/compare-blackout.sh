@@ -17,7 +17,13 @@
 #   B          next kernel start -> the client has verified its fds
 #   B user     the userspace part of B: the kernel runs init -> verified
 # Prints each run, then medians and each mode's ratio to systemd alone.
+# The VM has one virtual CPU (FERRY_VM_SMP, default 1 here) and boots with acpi=noirq (added to
+# FERRY_SD_APPEND): with two vCPUs on this two-core host, and ACPI's PCI interrupt routing under TCG
+# (seconds-long gaps in the kernel's part, varying from run to run), the same mode varied 3x
+# between runs, drowning differences of 10 %.
 set -euo pipefail
+export FERRY_VM_SMP=${FERRY_VM_SMP:-1}
+export FERRY_SD_APPEND="acpi=noirq ${FERRY_SD_APPEND:-}"
 here=$(cd "$(dirname "$0")" && pwd)
 runs=${1:-5} suite=${2:-sid}
 out=$(mktemp -d /tmp/ferry-blackout.XXXXXX)

@@ -11,6 +11,7 @@
 # FERRY_VM_TIMEOUT: seconds per qemu run (default 600). FERRY_SD_FDS: memfds per client (10).
 # FERRY_SD_SIZE: bytes per memfd (1048576). FERRY_VM_KEEP=1 keeps the disk images.
 # FERRY_SD_APPEND: more kernel arguments (both kernels), e.g. initcall_debug or systemd.log_level=debug.
+# FERRY_VM_SMP: virtual CPUs (default 2; compare-blackout.sh uses 1, whose timings vary less).
 # FERRY_SD_SESSION=0: the clients own no LUO session of their own (default 1: each owns one).
 # FERRY_SD_PLAIN=1: none of Ferry's units, systemd alone (the baseline of compare-blackout.sh).
 # FERRY_SD_INIT=ferryd: the same disk and kernel booted with init=/usr/local/bin/ferryd, the client
@@ -228,7 +229,7 @@ for suite in "${suites[@]}"; do
   # tsc=unstable: under TCG the switch from tsc-early to the refined TSC clocksource can land in
   # the middle of ACPI's PCI routing (_PRT) and jump the clock by 30 s; ACPICA then aborts the
   # method (AE_AML_LOOP_TIMEOUT), virtio-blk gets no interrupt and the boot hangs (seen twice).
-  timeout "$limit" qemu-system-x86_64 -m 2G -smp 2 -accel tcg -cpu max -display none -vga none -nic none \
+  timeout "$limit" qemu-system-x86_64 -m 2G -smp "${FERRY_VM_SMP:-2}" -accel tcg -cpu max -display none -vga none -nic none \
     -monitor none -no-reboot \
     -serial "file:$dir/console.log" -serial "file:$dir/results.log" \
     -drive "file=$dir/root.img,format=raw,if=virtio,cache=unsafe" \
