@@ -158,6 +158,16 @@ public struct LiveUpdateMapping: Sendable, Equatable {
             order = rootKeys ?? object.keys.sorted()
         }
         order = order.filter { unitsObject[$0] != nil }
+        // A unit listed twice is read once, with the entries of its last listing (the JSON
+        // parser keeps an object's last value for a repeated key): named, not read twice.
+        var listed: Set<String> = []
+        order = order.filter { unit in
+            guard listed.insert(unit).inserted else {
+                problems.append("unit '\(unit.prefix(100))' listed twice; only its last entry list is read")
+                return false
+            }
+            return true
+        }
         struct Place: Hashable { var shard: String?; var token: UInt64 }
         var seenTokens: Set<Place> = []
         for unit in order {

@@ -1,3 +1,4 @@
+import FDStore
 import Testing
 
 @testable import Supervisor
@@ -23,5 +24,28 @@ import Testing
         #expect(config.stopTimeout == .seconds(90))
         #expect(config.restartDelay == .milliseconds(100))
         #expect(warnings.count == 4)
+    }
+}
+
+extension FuzzRegressionTests {
+    /// fuzz-mapping (10 million inputs): a unit listed twice in `units` was read twice, each time
+    /// with its last listing's entries, so the mapping written back read differently.
+    @Test func aUnitListedTwiceIsReadOnceAndNamed() throws {
+        let document = #"{"version":1,"units":{"a.service":{"fdstore":[{"type":"fd","name":"x","token":1}]},"b.service":{"fdstore":[]},"a.service":{"fdstore":[{"type":"luo_session","name":"vm0","sessionName":"a-vm0"}]}}}"#
+        guard case .success(let reading) = LiveUpdateMapping.decode(Array(document.utf8), isValidUnit: { UnitName($0) != nil }) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(reading.mapping.units.map(\.unit) == ["a.service", "b.service"])
+        #expect(reading.mapping.units.first?.entries == [.session(name: "vm0", sessionName: "a-vm0")])
+        #expect(reading.problems == ["unit 'a.service' listed twice; only its last entry list is read"])
+        // Written back (units without entries left out), it reads the same, without a problem.
+        var written = reading.mapping
+        written.units = written.units.filter { !$0.entries.isEmpty }
+        guard case .success(let again) = LiveUpdateMapping.decode(written.encoded(), isValidUnit: { UnitName($0) != nil }) else {
+            Issue.record("the written mapping was refused")
+            return
+        }
+        #expect(again.mapping == written && again.problems.isEmpty)
     }
 }
