@@ -9,7 +9,9 @@
 # qemu flags, disk, N (FERRY_SD_FDS, default 10; each client also owns a LUO session unless
 # FERRY_SD_SESSION=0) and client. The modes:
 #   plain   systemd as PID 1 alone; the client directly under systemd (FERRY_SD_PLAIN=1)
-#   ferry   systemd as PID 1 with ferryd as its service; the client under ferryd (issue 15)
+#   ferry   systemd as PID 1 with ferryd as its service; the client under ferryd (issue 15), and
+#           no baseline client beside it (FERRY_SD_BASELINE=0): one client per boot in every mode,
+#           so that on one vCPU no mode pays for another client's work
 #   pid1    ferryd as PID 1 (init=/usr/local/bin/ferryd); the client under ferryd (FERRY_SD_INIT=ferryd)
 # Per run, from the guest's printk clock:
 #   A          the kexec requested (`systemctl kexec`, or `ferryctl kexec` under ferryd as PID 1)
@@ -31,15 +33,15 @@ echo "compare-blackout: $runs run(s) each, suite $suite, logs in $out"
 modes=${FERRY_COMPARE_MODES:-ferry plain}
 for run in $(seq 1 "$runs"); do
   for mode in $modes; do
-    plain=0 init=systemd
+    plain=0 init=systemd baseline=1
     case $mode in
       plain) plain=1 ;;
       pid1) init=ferryd ;;
-      ferry) ;;
+      ferry) baseline=0 ;;
       *) echo "compare-blackout: unknown mode $mode (ferry, plain, pid1)"; exit 2 ;;
     esac
     log=$out/$mode-$run.log
-    if FERRY_SD_PLAIN=$plain FERRY_SD_INIT=$init "$here/run-systemd-vm-test.sh" "$suite" > "$log" 2>&1; then
+    if FERRY_SD_PLAIN=$plain FERRY_SD_BASELINE=$baseline FERRY_SD_INIT=$init "$here/run-systemd-vm-test.sh" "$suite" > "$log" 2>&1; then
       echo "compare-blackout: run $run $mode: $(tail -n 1 "$log")"
     else
       echo "compare-blackout: run $run $mode FAILED: $(tail -n 1 "$log") (left out of the figures)"

@@ -100,10 +100,13 @@ if [ "${PLAIN:-0}" != 1 ]; then  # ferryd installed (FERRY_SD_PLAIN=1: systemd a
   observe ferryd-pushed-to-systemd "ferryd.service's own store holds $(prop ferryd.service NFileDescriptorStore) fd(s) (ferry-client.service has $FDS)"
 
 fi
-  # (b) The baseline: the same client directly under systemd, started at boot.
+  # (b) The baseline: the same client directly under systemd, started at boot (not there with
+  # BASELINE=0, where a boot runs only the client under ferryd, for compare-blackout.sh).
+if [ "${BASELINE:-1}" = 1 ]; then
   wait_until 60 status_is_final prop ferry-vm-baseline.service StatusText
   check baseline-stored "stored $FDS fds of $SIZE bytes$and_session" "$(prop ferry-vm-baseline.service StatusText)"
   check baseline-store-count "$entries" "$(prop ferry-vm-baseline.service NFileDescriptorStore)"
+fi
 
   say "info systemd's fd stores before the kexec: $(fd_stores)"
 
@@ -162,14 +165,16 @@ say "info $(dmesg 2>/dev/null | grep -E 'luo: Retrieved|KHO: found' | sed 's/^\[
 check_system_running boot-2
 
 # (b) The baseline: systemd 261+ carries its store across the kexec; older ones do not.
-wait_until 120 status_is_final prop ferry-vm-baseline.service StatusText
-baseline=$(prop ferry-vm-baseline.service StatusText)
-if [ "$version" -ge 261 ]; then
-  check baseline-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$baseline"
-  check kexec-count 1 "$(systemctl show -p KExecCount --value)"
-else
-  observe baseline-after-kexec "systemd $version: $baseline"
+if [ "${BASELINE:-1}" = 1 ]; then
+  wait_until 120 status_is_final prop ferry-vm-baseline.service StatusText
+  baseline=$(prop ferry-vm-baseline.service StatusText)
+  if [ "$version" -ge 261 ]; then
+    check baseline-verified-after-kexec "verified $FDS of $FDS fds, $((FDS * SIZE)) bytes$and_session" "$baseline"
+  else
+    observe baseline-after-kexec "systemd $version: $baseline"
+  fi
 fi
+[ "$version" -ge 261 ] && check kexec-count 1 "$(systemctl show -p KExecCount --value)"
 for property in PreviousShutdownStartTimestampMonotonic PreviousShutdownFinishTimestampMonotonic \
                 PreviousShutdownLateStartTimestampMonotonic PreviousShutdownLateFinishTimestampMonotonic; do
   value=$(systemctl show -p "$property" --value 2>/dev/null)

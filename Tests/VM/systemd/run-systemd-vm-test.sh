@@ -14,6 +14,8 @@
 # FERRY_VM_SMP: virtual CPUs (default 2; compare-blackout.sh uses 1, whose timings vary less).
 # FERRY_SD_SESSION=0: the clients own no LUO session of their own (default 1: each owns one).
 # FERRY_SD_PLAIN=1: none of Ferry's units, systemd alone (the baseline of compare-blackout.sh).
+# FERRY_SD_BASELINE=0: no baseline client directly under systemd, only the one under ferryd, so that
+# a boot does the same client work as with FERRY_SD_PLAIN=1 (compare-blackout.sh's ferry mode).
 # FERRY_SD_INIT=ferryd: the same disk and kernel booted with init=/usr/local/bin/ferryd, the client
 # under ferryd as PID 1 (pid1-driver.sh), for the side-by-side blackout against systemd as PID 1.
 set -euo pipefail
@@ -25,6 +27,7 @@ suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(bookworm sid)
 fds=${FERRY_SD_FDS:-10} size=${FERRY_SD_SIZE:-1048576} limit=${FERRY_VM_TIMEOUT:-600}
 session=${FERRY_SD_SESSION:-1} init=${FERRY_SD_INIT:-systemd}
+baseline=${FERRY_SD_BASELINE:-1}; [ "${FERRY_SD_PLAIN:-0}" = 1 ] && baseline=1  # systemd alone: the baseline is its client
 client_session=""; [ "$session" = 1 ] && client_session=session
 init_argument=""; [ "$init" = ferryd ] && init_argument="init=/usr/local/bin/ferryd"
 start=$(date +%s)
@@ -66,7 +69,7 @@ make_image() {
   install -m 755 "$work/ferry-vm-client" "$root/usr/local/bin/ferry-vm-client"
   install -m 755 "$here/guest-driver.sh" "$here/pid1-driver.sh" "$root/usr/local/lib/ferry-vm/"
   install -m 644 "$kernel" "$root/boot/ferry/bzImage"
-  printf 'FDS=%s\nSIZE=%s\nPLAIN=%s\nSESSION=%s\n' "$fds" "$size" "${FERRY_SD_PLAIN:-0}" "$session" > "$root/etc/ferry-vm/settings"
+  printf 'FDS=%s\nSIZE=%s\nPLAIN=%s\nSESSION=%s\nBASELINE=%s\n' "$fds" "$size" "${FERRY_SD_PLAIN:-0}" "$session" "$baseline" > "$root/etc/ferry-vm/settings"
   local units=$root/etc/systemd/system
   # Every unit Ferry ships for systemd, enabled as its [Install] section says.
   local contrib wanted
@@ -124,6 +127,7 @@ FileDescriptorStorePreserve=yes
 UNIT
   mkdir -p "$units/multi-user.target.wants"
   for unit in ferry-vm-baseline.service ferry-vm-test.service; do
+    [ "$unit" = ferry-vm-baseline.service ] && [ "$baseline" = 0 ] && continue
     ln -sf "../$unit" "$units/multi-user.target.wants/$unit"
   done
   if [ "$init" = ferryd ]; then
