@@ -28,18 +28,24 @@ enum KexecUnderWay {
             }
             control = path
         }
+        exit(tellFerryd(control: control))
+    }
+
+    /// Asks the ferryd at `control` to stop its units and hand their stores over for a kexec under
+    /// way, and waits for its answer; says the outcome on stdout or stderr. Returns the exit status.
+    static func tellFerryd(control: String) -> CInt {
         let reply: Varlink.Reply
         do throws(SystemCallError) {
             var client = try VarlinkClient(path: control)
             reply = try client.call(Varlink.Call(method: "io.ferry.Manager.Kexec", parameters: ["handedOver": .bool(true)]))
         } catch {
-            printError("ferryd \(modeArgument): cannot reach ferryd at \(control): \(error)")
-            exit(1)
+            printError("ferryd: cannot reach ferryd at \(control) to tell it a kexec is under way: \(error)")
+            return 1
         }
         if let error = reply.error {
             let failure = reply.parameters["report"]?["failure"]?.string ?? JSONValue.object(reply.parameters).encodedString()
-            printError("ferryd \(modeArgument): \(error): \(failure)")
-            exit(1)
+            printError("ferryd: the kexec under way: \(error): \(failure)")
+            return 1
         }
         if reply.parameters["alreadyHandingOver"]?.bool == true {
             print("ferryd is already handing its stores over for this kexec")
@@ -47,6 +53,6 @@ enum KexecUnderWay {
             let preserved = reply.parameters["report"]?["preserved"]?.array?.count
             print("ferryd handed its units' stores over for the kexec\(preserved.map { " (\($0) entries)" } ?? "")")
         }
-        exit(0)
+        return 0
     }
 }

@@ -16,6 +16,10 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == KeeperProcess.
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == KexecUnderWay.modeArgument {
     KexecUnderWay.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
 }
+// ferry-kexec-watch.service (KexecWatch): waits from boot on for the kexec transaction's SIGTERM.
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == KexecWatch.modeArgument {
+    KexecWatch.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+}
 // Signals first, before anything can start a thread: they are read from a signalfd by the loop.
 SignalFD.block([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE])
 // Before an upgrade can replace the binary: daemon-reexec runs what is at this path then.

@@ -182,6 +182,45 @@ extension NestedManagerTests {
         #expect(nest.outer.waitUntil { try nest.outer.storeNames("inner.service").contains("ferry-update-state") })
         #expect(try nest.inner("GetManager").parameters["liveUpdatePhase"]?.string == "hand-over")
     }
+
+    /// ferry-kexec-watch.service's process (`ferryd --kexec-watch`), started long before: the
+    /// kexec transaction's SIGTERM makes it tell ferryd, as ferry-kexec.service would, and it
+    /// exits once ferryd has handed its stores over. While it waits, the armed file exists (the
+    /// fallback unit's condition), and it stays after that SIGTERM.
+    @Test func theKexecWatchTellsFerrydOnItsStop() throws {
+        let nest = try Nest()
+        try nest.startAndStore()
+        let armed = "\(nest.innerRoot.path)/kexec-watch.armed"
+        let watch = try Child.spawn([ferrydPath, "--kexec-watch", "--control", nest.innerControl, "--armed", armed])
+        defer { unlink(watch.outputPath) }
+        #expect(nest.outer.waitUntil { access(armed, F_OK) == 0 }, "never armed: \(watch.output)")
+        // Armed, nothing asked yet: the units still run.
+        #expect(try nest.inner("GetUnit", ["name": .string("keep.service")]).parameters["unit"]?["active"]?.string == "active")
+        watch.kill(SIGTERM)
+        #expect(watch.wait() == 0, "\(watch.output)")
+        #expect(watch.output.contains("ferryd handed its units' stores over for the kexec (2 entries)"), "\(watch.output)")
+        #expect(access(armed, F_OK) == 0)
+        #expect(try nest.inner("GetUnit", ["name": .string("keep.service")]).parameters["unit"]?["active"]?.string == "inactive")
+        #expect(try nest.inner("GetManager").parameters["liveUpdatePhase"]?.string == "hand-over")
+    }
+
+    /// SIGINT is no kexec (nor is systemd-shutdown's final SIGTERM, told apart by PID 1's name,
+    /// which a test cannot change): the watch leaves ferryd alone, removes its armed file and exits.
+    @Test func theKexecWatchLeavesFerrydAloneWhenNoKexecStopsIt() throws {
+        let nest = try Nest()
+        try nest.startAndStore()
+        let armed = "\(nest.innerRoot.path)/kexec-watch.armed"
+        let watch = try Child.spawn([ferrydPath, "--kexec-watch", "--control", nest.innerControl, "--armed", armed])
+        defer { unlink(watch.outputPath) }
+        #expect(nest.outer.waitUntil { access(armed, F_OK) == 0 }, "never armed: \(watch.output)")
+        watch.kill(SIGINT)
+        #expect(watch.wait() == 0, "\(watch.output)")
+        #expect(access(armed, F_OK) != 0)
+        #expect(try nest.inner("GetUnit", ["name": .string("keep.service")]).parameters["unit"]?["active"]?.string == "active")
+        let refused = try Child.spawn([ferrydPath, "--kexec-watch", "--armed"])
+        defer { unlink(refused.outputPath) }
+        #expect(refused.wait() == 2 && refused.output.contains("usage"), "\(refused.output)")
+    }
 }
 
 /// What the manager above hands back is read tolerantly: a bad unit, a repeated index or an fd
