@@ -62,7 +62,11 @@ public final class FDStore {
     public var entries: [Entry] { inStoredOrder.reversed() }
     /// The entry added last.
     public var newest: Entry? { inStoredOrder.last }
-    private var byFile: [FileKey: [Entry]] = [:]
+    /// The entries of each file, for the duplicate rule: the first in a dictionary of its own, so
+    /// that the usual store (one entry per file) allocates no array per entry; further open files
+    /// of the same inode (separate `open()`s, not duplicates) in the rare second one.
+    private var firstOfFile: [FileKey: Entry] = [:]
+    private var moreOfFile: [FileKey: [Entry]] = [:]
     private static let ids = IDSource()
 
     public init(limit: Int) { self.limit = limit }
@@ -79,21 +83,24 @@ public final class FDStore {
         if let given { status = given } else { status = try FileIdentity.stat(fd.borrowed) }
         let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
         if inStoredOrder.count >= limit { return .full }
-        for other in byFile[key] ?? [] where (try? FileIdentity.sameOpenFile(fd.borrowed, other.descriptor)) ?? false {
-            return .duplicate
-        }
+        if holds(sameOpenFileAs: fd.borrowed, key: key) { return .duplicate }
         let entry = Entry(id: Self.ids.next(), name: name, poll: poll, key: key,
                           isRegularFile: status.st_mode & S_IFMT == S_IFREG, fd: fd)
         inStoredOrder.append(entry)
-        byFile[key, default: []].append(entry)
+        if firstOfFile[key] == nil { firstOfFile[key] = entry } else { moreOfFile[key, default: []].append(entry) }
         return .added(id: entry.id)
     }
 
     /// Whether the store holds `fd`'s open file description already.
     public func holds(sameOpenFileAs fd: FileDescriptor) -> Bool {
         guard let status = try? FileIdentity.stat(fd) else { return false }
-        let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
-        return (byFile[key] ?? []).contains { (try? FileIdentity.sameOpenFile(fd, $0.descriptor)) ?? false }
+        return holds(sameOpenFileAs: fd, key: FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino)))
+    }
+
+    private func holds(sameOpenFileAs fd: FileDescriptor, key: FileKey) -> Bool {
+        guard let first = firstOfFile[key] else { return false }
+        func same(_ entry: Entry) -> Bool { (try? FileIdentity.sameOpenFile(fd, entry.descriptor)) ?? false }
+        return same(first) || (moreOfFile[key] ?? []).contains(where: same)
     }
 
     /// Removes every entry called `name` (names are not unique); returns them (closed when dropped).
@@ -117,7 +124,8 @@ public final class FDStore {
     public func removeAll() -> [Entry] {
         let all = entries
         inStoredOrder = []
-        byFile = [:]
+        firstOfFile = [:]
+        moreOfFile = [:]
         return all
     }
 
@@ -136,8 +144,18 @@ public final class FDStore {
 
     private func forget(_ entry: Entry) {
         inStoredOrder.removeAll { $0 === entry }
-        byFile[entry.key]?.removeAll { $0 === entry }
-        if byFile[entry.key]?.isEmpty == true { byFile[entry.key] = nil }
+        if firstOfFile[entry.key] === entry {
+            // The next open file of the inode, if any, takes its place.
+            if var others = moreOfFile[entry.key], !others.isEmpty {
+                firstOfFile[entry.key] = others.removeFirst()
+                moreOfFile[entry.key] = others.isEmpty ? nil : others
+            } else {
+                firstOfFile[entry.key] = nil
+            }
+        } else {
+            moreOfFile[entry.key]?.removeAll { $0 === entry }
+            if moreOfFile[entry.key]?.isEmpty == true { moreOfFile[entry.key] = nil }
+        }
     }
 }
 

@@ -159,9 +159,21 @@ import Glibc
         let store = FDStore(limit: 5)
         let memfd = try Memfd.create(name: "m")
         let reopened = OwnedFD(adopting: open("/proc/self/fd/\(memfd.rawValue)", O_RDWR | O_CLOEXEC))
+        let copyOfFirst = try memfd.duplicate()
+        let copyOfSecond = try reopened.duplicate()
+        let third = OwnedFD(adopting: open("/proc/self/fd/\(memfd.rawValue)", O_RDWR | O_CLOEXEC))
+        let copyOfThird = try third.duplicate()
         #expect(try store.add(memfd, name: "a") != .duplicate)
         #expect(try store.add(reopened, name: "b") != .duplicate)
-        #expect(store.count == 2)
+        #expect(try store.add(third, name: "c") != .duplicate)
+        #expect(store.count == 3)
+        // Each open file is still recognised after the others of its inode are gone.
+        store.remove(named: "a")
+        #expect(try store.add(copyOfSecond, name: "b") == .duplicate)
+        #expect(try store.add(copyOfFirst, name: "a") != .duplicate)
+        store.remove(named: "b")
+        #expect(try store.add(copyOfThird, name: "c") == .duplicate)
+        #expect(store.entries.map(\.name) == ["a", "c"])
     }
 
     /// An entry owns its fd and its poll watch: letting the entry go ends both, wherever that happens.
