@@ -50,6 +50,13 @@ struct Options: ParsableCommand {
             throw ValidationError("--batches takes numbers from 1 to 253, e.g. 1,16")
         }
         guard !liveUpdateSizes.isEmpty || skipLiveUpdate else { throw ValidationError("--live-update-fds takes numbers, e.g. 1000,10000") }
+        // The bare loop and ferryd each hold every sender's fds at once: past the hard limit on open
+        // files the senders die before they are ready, and the measurement would wait for ever.
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        if !skipIngestion && UInt64(senders * fds + 256) > UInt64(limit.rlim_max) {
+            throw ValidationError("--senders \(senders) × --fds \(fds) = \(senders * fds) fds held at once, more than this machine's limit of \(limit.rlim_max) open files per process (RLIMIT_NOFILE, less 256 for the rest)")
+        }
     }
 }
 
