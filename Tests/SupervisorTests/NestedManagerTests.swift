@@ -183,6 +183,14 @@ extension NestedManagerTests {
         #expect(try nest.inner("GetManager").parameters["liveUpdatePhase"]?.string == "hand-over")
     }
 
+    /// `ferryd --kexec-watch` told of the inner ferryd of `nest`, once it says it is armed.
+    private func armedWatch(_ nest: Nest) throws -> (watch: Child, armed: String) {
+        let armed = "\(nest.innerRoot.path)/kexec-watch.armed"
+        let watch = try Child.spawn([ferrydPath, "--kexec-watch", "--control", nest.innerControl, "--armed", armed])
+        #expect(nest.outer.waitUntil { access(armed, F_OK) == 0 }, "never armed: \(watch.output)")
+        return (watch, armed)
+    }
+
     /// ferry-kexec-watch.service's process (`ferryd --kexec-watch`), started long before: the
     /// kexec transaction's SIGTERM makes it tell ferryd, as ferry-kexec.service would, and it
     /// exits once ferryd has handed its stores over. While it waits, the armed file exists (the
@@ -190,10 +198,8 @@ extension NestedManagerTests {
     @Test func theKexecWatchTellsFerrydOnItsStop() throws {
         let nest = try Nest()
         try nest.startAndStore()
-        let armed = "\(nest.innerRoot.path)/kexec-watch.armed"
-        let watch = try Child.spawn([ferrydPath, "--kexec-watch", "--control", nest.innerControl, "--armed", armed])
+        let (watch, armed) = try armedWatch(nest)
         defer { unlink(watch.outputPath) }
-        #expect(nest.outer.waitUntil { access(armed, F_OK) == 0 }, "never armed: \(watch.output)")
         // Armed, nothing asked yet: the units still run.
         #expect(try nest.inner("GetUnit", ["name": .string("keep.service")]).parameters["unit"]?["active"]?.string == "active")
         watch.kill(SIGTERM)
@@ -209,10 +215,8 @@ extension NestedManagerTests {
     @Test func theKexecWatchLeavesFerrydAloneWhenNoKexecStopsIt() throws {
         let nest = try Nest()
         try nest.startAndStore()
-        let armed = "\(nest.innerRoot.path)/kexec-watch.armed"
-        let watch = try Child.spawn([ferrydPath, "--kexec-watch", "--control", nest.innerControl, "--armed", armed])
+        let (watch, armed) = try armedWatch(nest)
         defer { unlink(watch.outputPath) }
-        #expect(nest.outer.waitUntil { access(armed, F_OK) == 0 }, "never armed: \(watch.output)")
         watch.kill(SIGINT)
         #expect(watch.wait() == 0, "\(watch.output)")
         #expect(access(armed, F_OK) != 0)
