@@ -1,6 +1,5 @@
 import FerrySystem
 import ServiceKit
-import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -30,12 +29,10 @@ enum KexecWatch {
         var armed = defaultArmedPath
         var remaining = arguments.makeIterator()
         while let argument = remaining.next() {
-            switch argument {
-            case "--control": control = remaining.next() ?? ""
-            case "--armed": armed = remaining.next() ?? ""
-            default: control = ""
-            }
-            if control.isEmpty || armed.isEmpty {
+            switch (argument, remaining.next()) {
+            case ("--control", let path?): control = path
+            case ("--armed", let path?): armed = path
+            default:
                 printError("ferryd \(modeArgument): bad argument '\(argument)'; usage: ferryd \(modeArgument) [--control PATH] [--armed PATH]")
                 exit(2)
             }
@@ -43,14 +40,15 @@ enum KexecWatch {
         let signals: OwnedFD
         do throws(SystemCallError) {
             signals = try SignalFD.open([SIGTERM, SIGINT])
+            // This process's pid in it, for a reader.
+            try AtomicFile.write(Array("\(getpid())\n".utf8), to: armed)
         } catch {
-            printError("ferryd \(modeArgument): \(error)")
+            printError("ferryd \(modeArgument): not armed: \(error)")
             exit(1)
         }
-        guard arm(armed) else { exit(1) }
         if Notifier.socketPath != nil { try? Notifier.ready(status: "armed: tells ferryd at \(control) when a kexec begins") }
         guard let signal = waitForSignal(signals) else {
-            printError("ferryd \(modeArgument): cannot wait for signals: \(Errno(rawValue: errno))")
+            printError("ferryd \(modeArgument): its signalfd failed (poll: error or invalid fd); exiting so that Restart= arms a new watch")
             unlink(armed)
             exit(1)
         }
@@ -60,19 +58,6 @@ enum KexecWatch {
             exit(0)
         }
         exit(KexecUnderWay.tellFerryd(control: control))
-    }
-
-    /// Writes the armed file (this process's pid in it, for a reader).
-    private static func arm(_ path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            printError("ferryd \(modeArgument): cannot write \(path): \(Errno(rawValue: errno))")
-            return false
-        }
-        var text = Array("\(getpid())\n".utf8)
-        let written = write(fd, &text, text.count)
-        close(fd)
-        return written == text.count
     }
 
     /// The first signal that arrives; nil if the signalfd fails (the unit's Restart= arms a new watch).
@@ -88,12 +73,6 @@ enum KexecWatch {
     /// Whether PID 1 is systemd-shutdown (systemd's last stage, which sends every process left
     /// SIGTERM): its comm is "systemd-shutdow", truncated to 15 bytes by the kernel.
     private static func pidOneIsShuttingDown() -> Bool {
-        let fd = open("/proc/1/comm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        let count = read(fd, &bytes, bytes.count)
-        guard count > 0 else { return false }
-        return String(decoding: bytes.prefix(count), as: UTF8.self).hasPrefix("systemd-shutdow")
+        FileIO.text(ofFile: "/proc/1/comm", limit: 64)?.hasPrefix("systemd-shutdow") ?? false
     }
 }

@@ -224,6 +224,12 @@ extension NestedManagerTests {
         let refused = try Child.spawn([ferrydPath, "--kexec-watch", "--armed"])
         defer { unlink(refused.outputPath) }
         #expect(refused.wait() == 2 && refused.output.contains("usage"), "\(refused.output)")
+        // An armed file it cannot write: not armed, and it says where and why.
+        let unarmed = try Child.spawn([ferrydPath, "--kexec-watch", "--armed", "\(nest.innerRoot.path)/missing/armed"])
+        defer { unlink(unarmed.outputPath) }
+        #expect(unarmed.wait() == 1, "\(unarmed.output)")
+        #expect(unarmed.output.contains("not armed") && unarmed.output.contains("missing") && unarmed.output.contains("ENOENT"),
+                "\(unarmed.output)")
     }
 }
 
